@@ -1,0 +1,3 @@
+"""linkrec: offline link recommendations for Wikipedia."""
+
+__version__ = "0.1.0"

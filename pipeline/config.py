@@ -1,0 +1,350 @@
+"""Effective configuration: configs/default.toml, then configs/wikis/<wiki>.toml, then extra files,
+then `--set section.key=value` overrides, then command flags. One typed, validated object."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message names the source and the key."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str = "local[*]"
+    driver_memory: str = "6g"
+    shuffle_partitions: int = 8
+    conf: dict[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        _positive(self.shuffle_partitions, "spark.shuffle_partitions")
+        if not re.fullmatch(r"\d+[kmgt]?", self.driver_memory, re.I):
+            raise ConfigError(f"spark.driver_memory: {self.driver_memory!r} is not a JVM size such as '6g'")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    chunk_bytes: int = 32 * 1024 * 1024
+    allow_truncated: bool = False
+    max_redirect_hops: int = 10
+
+    def check(self) -> None:
+        _positive(self.chunk_bytes, "ingest.chunk_bytes")
+        _positive(self.max_redirect_hops, "ingest.max_redirect_hops")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    language: str = "en"
+    # empty: take the wiki's <case> rule from the dump's siteinfo
+    case: str = ""
+    sentence_ends: list[str] = field(default_factory=lambda: [".", "!", "?"])
+    # characters (a regex class body) that join a link when written right after it: [[Foo]]bar
+    link_trail: str = "a-z"
+    # languages written without spaces between words count n-grams in characters
+    spaceless: bool = False
+    max_ngram: int = 10
+
+    def check(self) -> None:
+        if self.case not in ("", "first-letter", "case-sensitive"):
+            raise ConfigError(f"text.case: {self.case!r} must be '', 'first-letter' or 'case-sensitive'")
+        if not self.sentence_ends or any(not s for s in self.sentence_ends):
+            raise ConfigError("text.sentence_ends: give at least one non-empty sentence end")
+        if self.link_trail:
+            try:
+                re.compile(f"[{self.link_trail}]+")
+            except re.error as exc:
+                raise ConfigError(f"text.link_trail: {self.link_trail!r} is not a regex class: {exc}") from exc
+        _positive(self.max_ngram, "text.max_ngram")
+
+
+@dataclass(frozen=True)
+class DictionaryConfig:
+    # an anchor must be used as a link more than once (algorithm.md)
+    min_anchor_links: int = 2
+    min_link_probability: float = 0.065
+    excluded_anchor_patterns: list[str] = field(default_factory=lambda: [r"^[0-9]+$", r"^[0-9]+[/-][0-9]+$"])
+    excluded_qids: list[str] = field(default_factory=list)
+    extra_excluded_qids: list[str] = field(default_factory=list)
+    disambiguation_templates: list[str] = field(default_factory=list)
+    date_title_patterns: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        _positive(self.min_anchor_links, "dictionary.min_anchor_links")
+        _fraction(self.min_link_probability, "dictionary.min_link_probability")
+        for key in ("excluded_anchor_patterns", "date_title_patterns"):
+            for pattern in getattr(self, key):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConfigError(f"dictionary.{key}: {pattern!r} is not a regex: {exc}") from exc
+        for qid in self.excluded_qids + self.extra_excluded_qids:
+            if not re.fullmatch(r"Q[1-9][0-9]*", qid):
+                raise ConfigError(f"dictionary excluded QIDs: {qid!r} is not a Wikidata item id like 'Q5'")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    seed: int = 42
+    test_fraction: float = 0.2
+    n_estimators: int = 200
+    max_depth: int = 6
+    learning_rate: float = 0.1
+    candidates_per_anchor: int = 10
+
+    def check(self) -> None:
+        _fraction(self.test_fraction, "model.test_fraction")
+        _positive(self.n_estimators, "model.n_estimators")
+        _positive(self.max_depth, "model.max_depth")
+        _positive(self.candidates_per_anchor, "model.candidates_per_anchor")
+        if not 0 < self.learning_rate <= 1:
+            raise ConfigError(f"model.learning_rate: {self.learning_rate} must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    threshold: float = 0.5
+    min_precision: float = 0.75
+    min_recall: float = 0.20
+
+    def check(self) -> None:
+        for key in ("threshold", "min_precision", "min_recall"):
+            _fraction(getattr(self, key), f"gate.{key}")
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    minimum_link_score: float = 0.6
+    maximum_links_per_task: int = 10
+    minimum_links_per_task: int = 2
+    minimum_time_since_last_edit: int = 86400
+    minimum_word_count: int = 0
+    # 0 means unbounded
+    maximum_word_count: int = 0
+    excluded_sections: list[str] = field(default_factory=list)
+    exclude_lead: bool = False
+    excluded_templates: list[str] = field(default_factory=list)
+    excluded_categories: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        _fraction(self.minimum_link_score, "recommend.minimum_link_score")
+        _positive(self.maximum_links_per_task, "recommend.maximum_links_per_task")
+        for key in ("minimum_links_per_task", "minimum_time_since_last_edit", "minimum_word_count",
+                    "maximum_word_count"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"recommend.{key}: {getattr(self, key)} must not be negative")
+        if self.minimum_links_per_task > self.maximum_links_per_task:
+            raise ConfigError("recommend.minimum_links_per_task must not exceed maximum_links_per_task")
+        if self.maximum_word_count and self.maximum_word_count < self.minimum_word_count:
+            raise ConfigError("recommend.maximum_word_count must be 0 (unbounded) or ≥ minimum_word_count")
+
+
+@dataclass(frozen=True)
+class TargetingConfig:
+    strategy: str = "all"
+    limit: int = 0
+    minimum_tasks_per_topic: int = 500
+    seed: int = 42
+
+    def check(self) -> None:
+        if self.strategy not in ("all", "iterate", "topics"):
+            raise ConfigError(f"targeting.strategy: {self.strategy!r} must be 'all', 'iterate' or 'topics'")
+        if self.limit < 0 or self.minimum_tasks_per_topic < 0:
+            raise ConfigError("targeting.limit and targeting.minimum_tasks_per_topic must not be negative")
+
+
+@dataclass(frozen=True)
+class SinksConfig:
+    search_mode: str = "painless"
+    bulk_size: int = 500
+    retries: int = 5
+    backoff_seconds: float = 0.5
+
+    def check(self) -> None:
+        if self.search_mode not in ("cirrus", "painless"):
+            raise ConfigError(f"sinks.search_mode: {self.search_mode!r} must be 'cirrus' or 'painless'")
+        _positive(self.bulk_size, "sinks.bulk_size")
+        if self.retries < 0 or self.backoff_seconds < 0:
+            raise ConfigError("sinks.retries and sinks.backoff_seconds must not be negative")
+
+
+@dataclass(frozen=True)
+class Config:
+    wiki: str
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    targeting: TargetingConfig = field(default_factory=TargetingConfig)
+    sinks: SinksConfig = field(default_factory=SinksConfig)
+    sources: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("sources")
+        return out
+
+    def to_toml(self) -> str:
+        lines = [f"# effective configuration of {self.wiki}", f"# from: {', '.join(self.sources)}",
+                 f"wiki = {_toml_value(self.wiki)}"]
+        for name, section in self.to_dict().items():
+            if not isinstance(section, dict):
+                continue
+            lines.append(f"\n[{name}]")
+            for key, value in section.items():
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+
+SECTION_TYPES_CLS = {
+    "spark": SparkConfig, "ingest": IngestConfig, "text": TextConfig, "dictionary": DictionaryConfig,
+    "model": ModelConfig, "gate": GateConfig, "recommend": RecommendConfig,
+    "targeting": TargetingConfig, "sinks": SinksConfig,
+}
+
+
+def _positive(value: int, key: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: {value} must be positive")
+
+
+def _fraction(value: float, key: str) -> None:
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{key}: {value} must be between 0 and 1")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check one value against its declared type; ints are accepted where floats are declared."""
+    origin = get_origin(hint)
+    if origin is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return {str(k): _coerce(v, get_args(hint)[1], f"{where}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint}")
+
+
+def _merge(base: dict[str, dict[str, Any]], layer: dict[str, Any], source: str) -> None:
+    for section, values in layer.items():
+        if section == "wiki":
+            continue
+        if section not in SECTION_TYPES_CLS:
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(SECTION_TYPES_CLS)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        hints = get_type_hints(SECTION_TYPES_CLS[section])
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(f"{source}: unknown key '{section}.{key}' (known: {', '.join(hints)})")
+            base.setdefault(section, {})[key] = _coerce(value, hints[key], f"{source}: {section}.{key}")
+
+
+def _read_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def parse_override(assignment: str) -> dict[str, Any]:
+    """`section.key=value`, the value read as TOML (so lists, numbers and booleans keep their type)."""
+    match = re.fullmatch(r"\s*([a-z_]+)\.([a-z_]+)\s*=(.*)", assignment, re.S)
+    if not match:
+        raise ConfigError(f"--set {assignment!r}: expected section.key=value")
+    section, key, raw = match.groups()
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word is taken as a string
+    return {section: {key: value}}
+
+
+def _packaged(name: str) -> str | None:
+    resource = resources.files("configs").joinpath(name)
+    return resource.read_text(encoding="utf-8") if resource.is_file() else None
+
+
+WIKI_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def load_config(wiki: str, files: tuple[str, ...] = (), overrides: tuple[str, ...] = (),
+                flags: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Build the effective configuration of one wiki; raise ConfigError naming the source of a bad value."""
+    if not WIKI_NAME.fullmatch(wiki):
+        raise ConfigError(f"--wiki {wiki!r}: expected a database name such as 'enwiki'")
+    merged: dict[str, dict[str, Any]] = {}
+    sources = []
+    layers: list[tuple[str, dict[str, Any]]] = []
+    default = _packaged("default.toml")
+    if default is None:
+        raise ConfigError("configs/default.toml is missing from the installation")
+    layers.append(("configs/default.toml", _read_toml(default, "configs/default.toml")))
+    per_wiki = _packaged(f"wikis/{wiki}.toml")
+    if per_wiki is not None:
+        layers.append((f"configs/wikis/{wiki}.toml", _read_toml(per_wiki, f"configs/wikis/{wiki}.toml")))
+    for path in files:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--config {path}: cannot read: {exc.strerror}") from exc
+        layers.append((path, _read_toml(text, path)))
+    for assignment in overrides:
+        layers.append((f"--set {assignment}", parse_override(assignment)))
+    if flags:
+        layers.append(("command flags", {s: v for s, v in flags.items() if v}))
+    for source, layer in layers:
+        _merge(merged, layer, source)
+        sources.append(source)
+    sections = {}
+    for name, cls in SECTION_TYPES_CLS.items():
+        section = cls(**merged.get(name, {}))
+        section.check()
+        sections[name] = section
+    return Config(wiki=wiki, sources=tuple(sources), **sections)

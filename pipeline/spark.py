@@ -1,0 +1,43 @@
+"""The SparkSession: local mode sized for a small machine by default; under spark-submit, the
+submitted master and conf are used untouched."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pipeline.config import SparkConfig
+
+
+def submitted() -> bool:
+    """True inside spark-submit, which starts the JVM first and hands Python its gateway."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(config: SparkConfig, app_name: str = "linkrec"):
+    from pyspark.sql import SparkSession
+
+    if submitted():
+        return SparkSession.builder.appName(app_name).getOrCreate()
+    # workers must run the interpreter that has linkrec installed
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # local mode talks only to itself; this also silences the "resolves to a loopback" warning
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(config.master)
+        .config("spark.driver.memory", config.driver_memory)
+        .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+        .config("spark.default.parallelism", str(max(2, os.cpu_count() or 2)))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
+    )
+    for key, value in config.conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

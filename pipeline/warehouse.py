@@ -1,0 +1,93 @@
+"""One warehouse root for every table: `<root>/<table>/wiki=<wiki>/snapshot=<snapshot>/` Parquet,
+plus `<root>/_manifests/<wiki>.json` saying which snapshot is current and where it came from.
+The root may be a local path or an hdfs:// / s3a:// URI; file operations go through Hadoop."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+DEFAULT_ROOT = "./warehouse"
+
+
+def resolve_root(option: str | None) -> str:
+    root = option or os.environ.get("LINKREC_WAREHOUSE") or DEFAULT_ROOT
+    if re.match(r"^[a-z][a-z0-9+.-]*://", root):
+        return root.rstrip("/")
+    return os.path.abspath(root)
+
+
+class Warehouse:
+    def __init__(self, spark, root: str):
+        self.spark = spark
+        self.root = root
+        jvm = spark.sparkContext._jvm
+        self._Path = jvm.org.apache.hadoop.fs.Path
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def table(self, name: str, wiki: str, snapshot: str) -> str:
+        return f"{self.root}/{name}/wiki={wiki}/snapshot={snapshot}"
+
+    def staging(self, name: str, wiki: str, tag: str) -> str:
+        # names starting with "_" are invisible to Spark's partition discovery
+        return f"{self.root}/{name}/wiki={wiki}/_staging-{tag}"
+
+    def _fs(self, path: str):
+        hadoop_path = self._Path(path)
+        return hadoop_path.getFileSystem(self._conf), hadoop_path
+
+    def exists(self, path: str) -> bool:
+        fs, p = self._fs(path)
+        return bool(fs.exists(p))
+
+    def delete(self, path: str) -> None:
+        fs, p = self._fs(path)
+        if fs.exists(p):
+            fs.delete(p, True)
+
+    def move(self, source: str, target: str) -> None:
+        """Replace `target` by `source` (a directory rename)."""
+        self.delete(target)
+        fs, src = self._fs(source)
+        _, dst = self._fs(target)
+        fs.mkdirs(dst.getParent())
+        if not fs.rename(src, dst):
+            raise OSError(f"cannot move {source} to {target}")
+
+    def write_text(self, path: str, text: str) -> None:
+        fs, p = self._fs(path)
+        stream = fs.create(p, True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+
+    def read_text(self, path: str) -> str | None:
+        fs, p = self._fs(path)
+        if not fs.exists(p):
+            return None
+        stream = fs.open(p)
+        try:
+            reader = self.spark.sparkContext._jvm.java.io.BufferedReader(
+                self.spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            lines = []
+            while (line := reader.readLine()) is not None:
+                lines.append(line)
+            return "\n".join(lines)
+        finally:
+            stream.close()
+
+    def manifest_path(self, wiki: str) -> str:
+        return f"{self.root}/_manifests/{wiki}.json"
+
+    def manifest(self, wiki: str) -> dict | None:
+        text = self.read_text(self.manifest_path(wiki))
+        return json.loads(text) if text else None
+
+    def save_manifest(self, wiki: str, manifest: dict) -> None:
+        self.write_text(self.manifest_path(wiki), json.dumps(manifest, indent=2, ensure_ascii=False,
+                                                             sort_keys=True))
+
+    def read(self, name: str, wiki: str, snapshot: str):
+        return self.spark.read.parquet(self.table(name, wiki, snapshot))
