@@ -278,7 +278,8 @@ class XmlRangeSource(ByteSource):
 
     def __init__(self, path: str, start: int, end: int):
         self.path, self.start, self.end = path, start, end
-        self.owned_end = end - start
+        if end < os.path.getsize(path):
+            self.owned_end = end - start
 
     def blocks(self) -> Iterator[bytes]:
         with open(self.path, "rb") as handle:
@@ -355,11 +356,8 @@ class Bz2StreamsSource(ByteSource):
         return f"bz2 stream at byte {stream}, decompressed byte {offset - base} of it"
 
 
-def scan_pages(source: ByteSource, file_label: str, final: bool) -> Iterator[Page | Problem]:
-    """Cut `<page>` elements out of `source`, parse each, yield Pages and Problems.
-
-    `final`: this task reads the end of the input, so a missing `</mediawiki>` is a truncation.
-    """
+def scan_pages(source: ByteSource, file_label: str) -> Iterator[Page | Problem]:
+    """Cut `<page>` elements out of `source`, parse each, yield Pages and Problems."""
     buffer = b""
     base = 0  # decompressed offset of buffer[0]
     search_from = 0
@@ -418,20 +416,19 @@ def scan_pages(source: ByteSource, file_label: str, final: bool) -> Iterator[Pag
         base += end + len(PAGE_CLOSE)
         buffer = buffer[end + len(PAGE_CLOSE):]
         search_from = 0
-    if final:
+    if source.owned_end is None:
+        # this task read to the end of the input, so it also says how the input ends
         saw_doc_close = saw_doc_close or DOC_CLOSE in buffer
         while not saw_doc_close and more():
             saw_doc_close = DOC_CLOSE in buffer
             buffer = buffer[-len(DOC_CLOSE):]
-        if not saw_doc_close:
-            reason = "the dump ends without </mediawiki> (truncated input)"
-            if not source.complete:
-                reason = f"{getattr(source, 'error', 'compressed stream incomplete')} (truncated input)"
-            yield Problem(file_label, source.where(base + len(buffer)), reason, "truncated")
-    elif not source.complete:
-        yield Problem(file_label, source.where(base + len(buffer)),
-                      f"{getattr(source, 'error', 'compressed stream incomplete')} (truncated input)",
-                      "truncated")
+        if not source.complete:
+            yield Problem(file_label, source.where(base + len(buffer)),
+                          f"{getattr(source, 'error', 'compressed stream incomplete')} (truncated input)",
+                          "truncated")
+        elif not saw_doc_close:
+            yield Problem(file_label, source.where(base + len(buffer)),
+                          "the dump ends without </mediawiki> (truncated input)", "truncated")
 
 
 # --- planning parallel reads ------------------------------------------------------------------------
@@ -439,14 +436,14 @@ def scan_pages(source: ByteSource, file_label: str, final: bool) -> Iterator[Pag
 
 @dataclass(frozen=True)
 class Chunk:
-    """One read task: `kind` is 'whole', 'xml-range' or 'bz2-streams'; byte range in the file."""
+    """One read task: `kind` is 'whole', 'xml-range' or 'bz2-streams'; byte range in the file.
+    The task that reads up to the end of the input also reports how the input ends."""
 
     path: str
     fmt: str
     kind: str
     start: int
     end: int
-    final: bool
 
 
 def is_multistream_bz2(path: str, probe_bytes: int = 4 * READ_BLOCK) -> bool:
@@ -476,7 +473,7 @@ def plan_chunks(path: str, chunk_bytes: int, index_path: str | None = None) -> l
     size = os.path.getsize(path)
     if fmt == "xml" and size > chunk_bytes:
         bounds = list(range(0, size, chunk_bytes)) + [size]
-        return [Chunk(path, fmt, "xml-range", a, b, b == size) for a, b in zip(bounds, bounds[1:])]
+        return [Chunk(path, fmt, "xml-range", a, b) for a, b in zip(bounds, bounds[1:])]
     if fmt == "bz2" and index_path:
         offsets = read_stream_index(index_path)
         starts = [0]
@@ -484,11 +481,11 @@ def plan_chunks(path: str, chunk_bytes: int, index_path: str | None = None) -> l
             if offset - starts[-1] >= chunk_bytes:
                 starts.append(offset)
         bounds = starts + [size]
-        return [Chunk(path, fmt, "bz2-streams", a, b, b == size) for a, b in zip(bounds, bounds[1:])]
+        return [Chunk(path, fmt, "bz2-streams", a, b) for a, b in zip(bounds, bounds[1:])]
     if fmt == "bz2" and size > chunk_bytes and is_multistream_bz2(path):
         bounds = list(range(0, size, chunk_bytes)) + [size]
-        return [Chunk(path, fmt, "bz2-streams", a, b, b == size) for a, b in zip(bounds, bounds[1:])]
-    return [Chunk(path, fmt, "whole", 0, size, True)]
+        return [Chunk(path, fmt, "bz2-streams", a, b) for a, b in zip(bounds, bounds[1:])]
+    return [Chunk(path, fmt, "whole", 0, size)]
 
 
 def read_chunk(chunk: Chunk, file_label: str | None = None) -> Iterator[Page | Problem]:
@@ -499,4 +496,4 @@ def read_chunk(chunk: Chunk, file_label: str | None = None) -> Iterator[Page | P
         source = Bz2StreamsSource(chunk.path, chunk.start, chunk.end)
     else:
         source = WholeSource(chunk.path, chunk.fmt)
-    yield from scan_pages(source, label, chunk.final)
+    yield from scan_pages(source, label)
