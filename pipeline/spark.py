@@ -34,6 +34,8 @@ def get_spark(config: SparkConfig, app_name: str = "linkrec"):
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.adaptive.enabled", "true")
+        # snapshot=20170901 is a name, not a number
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
     )
     for key, value in config.conf.items():

@@ -188,7 +188,7 @@ def _text(element, name: str) -> str:
 
 # --- page parsing ----------------------------------------------------------------------------------
 
-TITLE_RE = re.compile(rb"<title>([^<]*)</title>")
+TITLE_RE = re.compile(rb"<title>([^<]*)<")
 ID_RE = re.compile(rb"<id>([0-9]+)</id>")
 
 
