@@ -203,3 +203,7 @@ def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json):
     if as_json:
         emit_json(summary)
     sys.exit(_incomplete_exit(config, result))
+
+
+if __name__ == "__main__":
+    main()

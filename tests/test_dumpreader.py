@@ -9,7 +9,13 @@ import re
 import pytest
 
 from pipeline.ingest.dumpreader import (
-    DumpError, Page, Problem, detect_format, plan_chunks, read_chunk, read_siteinfo,
+    DumpError,
+    Page,
+    Problem,
+    detect_format,
+    plan_chunks,
+    read_chunk,
+    read_siteinfo,
 )
 from tests.conftest import DUMPS, TRUNCATED
 from tests.independent_count import count_pages
@@ -74,7 +80,7 @@ def enwiki_xml(tmp_path_factory) -> tuple[bytes, list[bytes], bytes]:
     starts = [m.start() for m in re.finditer(rb"  <page>", data)]
     header = data[:starts[0]]
     footer_at = data.rindex(b"</mediawiki>")
-    pages = [data[a:b] for a, b in zip(starts, starts[1:] + [footer_at])]
+    pages = [data[a:b] for a, b in zip(starts, starts[1:] + [footer_at], strict=True)]
     return header, pages, data[footer_at:]
 
 

@@ -473,7 +473,7 @@ def plan_chunks(path: str, chunk_bytes: int, index_path: str | None = None) -> l
     size = os.path.getsize(path)
     if fmt == "xml" and size > chunk_bytes:
         bounds = list(range(0, size, chunk_bytes)) + [size]
-        return [Chunk(path, fmt, "xml-range", a, b) for a, b in zip(bounds, bounds[1:])]
+        return [Chunk(path, fmt, "xml-range", a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
     if fmt == "bz2" and index_path:
         offsets = read_stream_index(index_path)
         starts = [0]
@@ -481,10 +481,10 @@ def plan_chunks(path: str, chunk_bytes: int, index_path: str | None = None) -> l
             if offset - starts[-1] >= chunk_bytes:
                 starts.append(offset)
         bounds = starts + [size]
-        return [Chunk(path, fmt, "bz2-streams", a, b) for a, b in zip(bounds, bounds[1:])]
+        return [Chunk(path, fmt, "bz2-streams", a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
     if fmt == "bz2" and size > chunk_bytes and is_multistream_bz2(path):
         bounds = list(range(0, size, chunk_bytes)) + [size]
-        return [Chunk(path, fmt, "bz2-streams", a, b) for a, b in zip(bounds, bounds[1:])]
+        return [Chunk(path, fmt, "bz2-streams", a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
     return [Chunk(path, fmt, "whole", 0, size)]
 
 

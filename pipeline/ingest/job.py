@@ -19,7 +19,14 @@ from pyspark.sql.window import Window
 from pipeline.config import Config
 from pipeline.ingest import derived
 from pipeline.ingest.dumpreader import (
-    DumpError, Page, Problem, SiteInfo, detect_format, plan_chunks, read_chunk, read_siteinfo,
+    DumpError,
+    Page,
+    Problem,
+    SiteInfo,
+    detect_format,
+    plan_chunks,
+    read_chunk,
+    read_siteinfo,
 )
 from pipeline.text.titles import TitleNormaliser
 from pipeline.warehouse import Warehouse

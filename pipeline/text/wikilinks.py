@@ -11,7 +11,13 @@ from functools import lru_cache
 
 import mwparserfromhell
 from mwparserfromhell.nodes import (
-    Argument, ExternalLink, Heading, Tag, Template, Text, Wikilink,
+    Argument,
+    ExternalLink,
+    Heading,
+    Tag,
+    Template,
+    Text,
+    Wikilink,
 )
 from mwparserfromhell.wikicode import Wikicode
 
