@@ -205,5 +205,64 @@ def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json):
     sys.exit(_incomplete_exit(config, result))
 
 
+@main.command("train")
+@click.option("--wiki", help="Train the model of one wiki (its tables must be ingested).")
+@click.option("--wikis", help="With --name: a joint model for these wikis, comma-separated.")
+@click.option("--name", help="Name of a joint model.")
+@click.option("--wikidata", type=click.Path(), help="page_id → P31 QIDs (Parquet page_id,qid or TSV).")
+@click.option("--force", is_flag=True, help="Rebuild every table even when up to date.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@click.pass_obj
+def train_command(obj: Context, wiki, wikis, name, wikidata, force, as_json):
+    """Build the dictionaries, train, backtest under both protocols and apply the release gate."""
+    from pipeline.model import train as model_train
+
+    if bool(wiki) == bool(wikis):
+        fail("give --wiki W, or --wikis a,b,c with --name NAME", 2)
+    if wikis and not name:
+        fail("--wikis needs --name for the joint model", 2)
+    try:
+        if wiki:
+            config = obj.config(wiki)
+            result = model_train.train(obj.spark(config), obj.warehouse(config), config, wikidata, force)
+        else:
+            from pipeline.model import joint
+            configs = [obj.config(w.strip()) for w in wikis.split(",") if w.strip()]
+            result = joint.train_joint(obj.spark(configs[0]), obj.warehouse(configs[0]), configs, name, force)
+    except (ConfigError, model_train.ModelError) as exc:
+        fail(str(exc))
+    obj.say(f"linkrec: model {result.name} {result.version} at {result.path}")
+    obj.say(f"linkrec: {result.reason}")
+    for protocol, curve in result.curves.items():
+        point = next(p for p in curve if p["threshold"] == 0.5)
+        obj.say(f"  {protocol}: {point['n_sentences']} test sentences, precision {point['precision']:.3f}, "
+                f"recall {point['recall']:.3f} at 0.5")
+    if as_json:
+        emit_json(result.summary())
+
+
+@main.command("evaluate")
+@click.option("--wiki", required=True, help="Backtest on this wiki's own test sentences and dictionaries.")
+@click.option("--model", "model_name", help="Model name (a wiki or a joint model) [default: the wiki's own].")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@click.pass_obj
+def evaluate_command(obj: Context, wiki, model_name, as_json):
+    """Micro precision and recall at thresholds 0.0 … 0.9 under the reference and leakage-free protocols."""
+    from pipeline.model import train as model_train
+
+    try:
+        config = obj.config(wiki)
+        result = model_train.evaluate(obj.spark(config), obj.warehouse(config), config, model_name)
+    except (ConfigError, model_train.ModelError) as exc:
+        fail(str(exc))
+    for protocol, curve in result["protocols"].items():
+        obj.say(f"{protocol}:")
+        for point in curve:
+            obj.say(f"  {point['threshold']:.1f}  precision {point['precision']:.3f}  recall {point['recall']:.3f}"
+                    f"  ({point['n_sentences']} sentences)")
+    if as_json:
+        emit_json(result)
+
+
 if __name__ == "__main__":
     main()

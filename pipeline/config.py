@@ -95,6 +95,9 @@ class DictionaryConfig:
 class ModelConfig:
     seed: int = 42
     test_fraction: float = 0.2
+    # small wikis test more of their articles, so that the backtest has enough sentences
+    min_test_articles: int = 130
+    max_test_fraction: float = 0.5
     n_estimators: int = 200
     max_depth: int = 6
     learning_rate: float = 0.1
@@ -102,6 +105,9 @@ class ModelConfig:
 
     def check(self) -> None:
         _fraction(self.test_fraction, "model.test_fraction")
+        _fraction(self.max_test_fraction, "model.max_test_fraction")
+        if self.min_test_articles < 0:
+            raise ConfigError("model.min_test_articles must not be negative")
         _positive(self.n_estimators, "model.n_estimators")
         _positive(self.max_depth, "model.max_depth")
         _positive(self.candidates_per_anchor, "model.candidates_per_anchor")
@@ -111,6 +117,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
+    # the backtest protocol whose figures decide the release
+    protocol: str = "leakage_free"
     threshold: float = 0.5
     min_precision: float = 0.75
     min_recall: float = 0.20
@@ -118,6 +126,8 @@ class GateConfig:
     def check(self) -> None:
         for key in ("threshold", "min_precision", "min_recall"):
             _fraction(getattr(self, key), f"gate.{key}")
+        if self.protocol not in ("reference", "leakage_free"):
+            raise ConfigError(f"gate.protocol: {self.protocol!r} must be 'reference' or 'leakage_free'")
 
 
 @dataclass(frozen=True)

@@ -91,3 +91,24 @@ class Warehouse:
 
     def read(self, name: str, wiki: str, snapshot: str):
         return self.spark.read.parquet(self.table(name, wiki, snapshot))
+
+    def put_dir(self, local_dir: str, target: str) -> None:
+        """Copy a local folder to `target` (replacing it), wherever the warehouse lives."""
+        self.delete(target)
+        fs, dst = self._fs(target)
+        fs.mkdirs(dst.getParent())
+        fs.copyFromLocalFile(False, True, self._Path(local_dir), dst)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        fs, p = self._fs(path)
+        if not fs.exists(p):
+            return None
+        if p.toUri().getScheme() in (None, "file"):
+            with open(p.toUri().getPath(), "rb") as handle:
+                return handle.read()
+        import tempfile
+        with tempfile.TemporaryDirectory() as local:
+            copy = os.path.join(local, "copy")
+            fs.copyToLocalFile(False, p, self._Path(copy), True)
+            with open(copy, "rb") as handle:
+                return handle.read()

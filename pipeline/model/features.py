@@ -1,0 +1,143 @@
+"""Candidate links and their features, in plain Python: the same code for training, evaluation
+and recommendation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import Levenshtein
+
+from pipeline.text.matcher import AnchorMatcher, Match, word_count
+
+FEATURES = ["ngram", "freq", "ambig", "kurtosis", "similarity", "relatedness"]
+KURTOSIS_PAD = 1000
+
+
+def padded_kurtosis(counts: list[int], pad_to: int = KURTOSIS_PAD) -> float:
+    """Excess kurtosis of the anchor's target counts padded with ones to `pad_to` values, as the
+    reference computes it (scipy.stats.kurtosis: Fisher, biased), in closed form so that the cost is
+    the number of targets, not `pad_to`. A peaked distribution (one dominant target) scores high."""
+    ones = max(0, pad_to - len(counts))
+    n = len(counts) + ones
+    mean = (sum(counts) + ones) / n
+    m2 = (sum((c - mean) ** 2 for c in counts) + ones * (1 - mean) ** 2) / n
+    if m2 == 0:
+        return -3.0
+    m4 = (sum((c - mean) ** 4 for c in counts) + ones * (1 - mean) ** 4) / n
+    return m4 / (m2 * m2) - 3.0
+
+
+def similarity(anchor: str, title: str) -> float:
+    """Jaro similarity of the anchor and the target title (what the reference really uses)."""
+    return Levenshtein.jaro(anchor.lower(), title.lower())
+
+
+def milne_witten(a: frozenset, b: frozenset, articles: int) -> float:
+    """Milne–Witten relatedness of two pages from their link neighbourhoods, in [0, 1]."""
+    if not a or not b or articles < 2:
+        return 0.0
+    common = len(a & b) if len(a) < len(b) else len(b & a)
+    if common == 0:
+        return 0.0
+    big, small = max(len(a), len(b)), min(len(a), len(b))
+    denominator = math.log(articles) - math.log(small)
+    if denominator <= 0:
+        return 1.0
+    return max(0.0, min(1.0, 1.0 - (math.log(big) - math.log(common)) / denominator))
+
+
+@dataclass
+class AnchorEntry:
+    targets: list[tuple[int, str, int]]  # (page id, title, count), most linked first
+    kurtosis: float
+    link_probability: float
+
+
+@dataclass
+class Lookups:
+    """Everything the per-sentence / per-article code needs: dictionary, matcher, link graph."""
+
+    anchors: dict[str, AnchorEntry]
+    neighbours: dict[int, frozenset]
+    articles: int
+    language: str = ""
+    matcher: AnchorMatcher = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.matcher = AnchorMatcher(self.anchors.keys(), self.language)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("matcher", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.matcher = AnchorMatcher(self.anchors.keys(), self.language)
+
+    def relatedness(self, source: int, target: int) -> float:
+        return milne_witten(self.neighbours.get(source, frozenset()), self.neighbours.get(target, frozenset()),
+                            self.articles)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    match: Match
+    text: str  # the anchor as written in the text
+    target_id: int
+    target_title: str
+    features: tuple[float, ...]
+
+
+def candidates_for(match: Match, text: str, entry: AnchorEntry, lookups: Lookups, source_id: int,
+                   per_anchor: int) -> list[Candidate]:
+    """The anchor's most linked targets (at most `per_anchor`), the source article itself excluded."""
+    written = text[match.start:match.end]
+    ngram = float(word_count(written))
+    ambig = float(len(entry.targets))
+    out = []
+    for target_id, title, count in entry.targets:
+        if target_id == source_id:
+            continue
+        out.append(Candidate(match, written, target_id, title, (
+            ngram, float(count), ambig, entry.kurtosis, similarity(written, title),
+            lookups.relatedness(source_id, target_id))))
+        if len(out) >= per_anchor:
+            break
+    return out
+
+
+def sentence_candidates(text: str, lookups: Lookups, source_id: int, per_anchor: int) -> list[Candidate]:
+    """Every candidate (anchor × target) of a plain-text sentence."""
+    out = []
+    for match in lookups.matcher.find(text):
+        out.extend(candidates_for(match, text, lookups.anchors[match.anchor], lookups, source_id, per_anchor))
+    return out
+
+
+def choose_links(scored: list[tuple[Candidate, float]], threshold: float, already_linked: set[int] = frozenset(),
+                 limit: int | None = None) -> list[tuple[Candidate, float]]:
+    """Per anchor occurrence keep the best target if its probability reaches `threshold`; link each
+    anchor text and each target once (first occurrence wins); return in text order."""
+    best: dict[tuple[int, int], tuple[Candidate, float]] = {}
+    for candidate, probability in scored:
+        key = (candidate.match.start, candidate.match.end)
+        if key not in best or probability > best[key][1] or (
+                probability == best[key][1] and candidate.target_id < best[key][0].target_id):
+            best[key] = (candidate, probability)
+    chosen = []
+    seen_anchor: set[str] = set()
+    seen_target = set(already_linked)
+    for key in sorted(best):
+        candidate, probability = best[key]
+        if candidate.match.anchor in seen_anchor:
+            continue
+        seen_anchor.add(candidate.match.anchor)
+        if probability < threshold or candidate.target_id in seen_target:
+            continue
+        seen_target.add(candidate.target_id)
+        chosen.append((candidate, probability))
+        if limit is not None and len(chosen) >= limit:
+            break
+    return chosen

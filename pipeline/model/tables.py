@@ -1,0 +1,204 @@
+"""Spark stages that turn the ingested tables into the model's tables, each written under the
+warehouse so it can be re-run alone:
+
+- `article_text`: per article, its linked sentences (plain text, link spans) and the plain-text
+  occurrences of every candidate anchor (one parse per article for both).
+- `excluded_targets`: targets never recommended (Wikidata types, else disambiguation pages and
+  year/date titles), with the reason.
+- `sentences`: linked sentences with redirect-resolved links, the train/test split, the gold flag.
+- `dictionary` per protocol (`reference`, `leakage_free`): anchor → target counts, link probability.
+- `graph` per protocol: distinct article → article links, for relatedness.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline.config import Config
+from pipeline.text.matcher import AnchorMatcher, fold
+from pipeline.text.sentences import article_sentences, render_plain
+from pipeline.text.titles import TitleNormaliser
+from pipeline.text.wikilinks import parse
+
+PROTOCOLS = ("reference", "leakage_free")
+# bump when the layout or meaning of a model table changes, so that old tables are rebuilt
+TABLES_VERSION = 2
+SPACES = re.compile(r"\s+")
+
+ARTICLE_TEXT_SCHEMA = T.StructType([
+    T.StructField("page_id", T.LongType(), False),
+    T.StructField("title", T.StringType(), False),
+    T.StructField("plain_counts", T.MapType(T.StringType(), T.IntegerType()), False),
+    T.StructField("sentences", T.ArrayType(T.StructType([
+        T.StructField("index", T.IntegerType()),
+        T.StructField("text", T.StringType()),
+        T.StructField("wikitext", T.StringType()),
+        T.StructField("links", T.ArrayType(T.StructType([
+            T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType()),
+            T.StructField("offset", T.IntegerType())]))),
+    ])), False),
+])
+
+
+def anchor_key(anchor: str, language: str) -> str:
+    """The dictionary key of an anchor: white space collapsed, folded for matching."""
+    return fold(SPACES.sub(" ", anchor).strip(), language)
+
+
+def count_plain_occurrences(plain, matcher: AnchorMatcher) -> Counter:
+    """Occurrences of dictionary anchors in the text outside links (the matcher's segmentation)."""
+    counts: Counter = Counter()
+    position = 0
+    for link in sorted(plain.links, key=lambda link: link.start):
+        for match in matcher.find(plain.text[position:link.start]):
+            counts[match.anchor] += 1
+        position = max(position, link.end)
+    for match in matcher.find(plain.text[position:]):
+        counts[match.anchor] += 1
+    return counts
+
+
+def _article_text(rows, normaliser, config: Config, matcher_broadcast):
+    matcher = matcher_broadcast.value
+    for row in rows:
+        code = parse(row.wikitext)
+        plain = render_plain(row.wikitext, normaliser, config.text.link_trail, code)
+        counts = count_plain_occurrences(plain, matcher)
+        sentences = [
+            (s.index, s.text, row.wikitext[s.wikitext_start:s.wikitext_end],
+             [(a, b, offset) for a, b, _, offset in s.links])
+            for s in article_sentences(plain, config.text.sentence_ends) if s.links
+        ]
+        yield (row.page_id, row.title, dict(counts), sentences)
+
+
+def article_links(links: DataFrame, config: Config, excluded: DataFrame) -> DataFrame:
+    """Article links usable as training signal: resolved to a main-namespace article, anchor kept
+    by the exclusion patterns, target not excluded. Columns: source_page_id, offset, anchor_key,
+    target_page_id, target_title."""
+    language = config.text.language
+    key = F.udf(lambda anchor: anchor_key(anchor, language), T.StringType())
+    usable = links.where((F.col("kind") == "link") & (F.col("resolved_namespace") == 0)
+                         & F.col("resolved_page_id").isNotNull())
+    keyed = usable.select("source_page_id", "offset", key("anchor").alias("anchor_key"),
+                          F.col("resolved_page_id").alias("target_page_id"),
+                          F.col("resolved_title").alias("target_title"))
+    keep = F.col("anchor_key") != ""
+    for pattern in config.dictionary.excluded_anchor_patterns:
+        keep = keep & ~F.col("anchor_key").rlike(pattern)
+    keyed = keyed.where(keep)
+    return keyed.join(excluded.select(F.col("page_id").alias("target_page_id")), "target_page_id", "left_anti")
+
+
+def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
+                     wikidata: DataFrame | None) -> DataFrame:
+    """page_id, reason. With Wikidata: P31 in the configured QIDs (pages without P31 are kept).
+    Without: disambiguation pages (the magic word, a configured template, or a template whose own
+    text carries the magic word) and titles matching the date patterns."""
+    articles = titles.where((F.col("namespace") == 0) & ~F.col("is_redirect")).select("page_id", "title")
+    if wikidata is not None:
+        qids = config.dictionary.excluded_qids + config.dictionary.extra_excluded_qids
+        return (wikidata.where(F.col("qid").isin(qids)).select("page_id").distinct()
+                .join(articles.select("page_id"), "page_id").withColumn("reason", F.lit("wikidata_type")))
+    names = {n.strip() for n in config.dictionary.disambiguation_templates}
+    magic = pages.where((F.col("namespace") == 10) & F.col("wikitext").contains("__DISAMBIG__")).select("title")
+    names |= {row.title.split(":", 1)[1] for row in magic.collect() if ":" in row.title}
+    folded = sorted({n[:1].lower() + n[1:] for n in names} | {n[:1].upper() + n[1:] for n in names})
+    template = "|".join(re.escape(n).replace(r"\ ", "[ _]") for n in folded)
+    disambiguation_rule = F.col("wikitext").contains("__DISAMBIG__")
+    if template:
+        disambiguation_rule = disambiguation_rule | F.col("wikitext").rlike(r"\{\{\s*(" + template + r")\s*[|}]")
+    disambiguation = (pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()
+                                  & disambiguation_rule)
+                      .select("page_id").withColumn("reason", F.lit("disambiguation")))
+    date_rule = F.lit(False)
+    for pattern in config.dictionary.date_title_patterns:
+        date_rule = date_rule | F.col("title").rlike(pattern)
+    dates = articles.where(date_rule).select("page_id").withColumn("reason", F.lit("date_title"))
+    return disambiguation.unionByName(dates).dropDuplicates(["page_id"])
+
+
+def build_article_text(spark, pages: DataFrame, matcher: AnchorMatcher, normaliser: TitleNormaliser,
+                       config: Config) -> DataFrame:
+    articles = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select(
+        "page_id", "title", "wikitext")
+    broadcast = spark.sparkContext.broadcast(matcher)
+    rows = articles.rdd.mapPartitions(lambda part: _article_text(part, normaliser, config, broadcast))
+    return spark.createDataFrame(rows, ARTICLE_TEXT_SCHEMA, verifySchema=False)
+
+
+def effective_test_fraction(config: Config, articles: int) -> float:
+    """Large wikis use `test_fraction`; small ones test more articles so that the backtest has at
+    least `min_test_articles` of them, up to `max_test_fraction`."""
+    wanted = config.model.min_test_articles / max(articles, 1)
+    return min(config.model.max_test_fraction, max(config.model.test_fraction, wanted))
+
+
+def test_split(page_id_column, fraction: float, seed: int):
+    """Deterministic split by a hash of the page id (same page → same side in every run)."""
+    bucket = F.pmod(F.xxhash64(F.lit(seed), page_id_column), F.lit(10_000))
+    return F.when(bucket < F.lit(int(round(fraction * 10_000))), "test").otherwise("train")
+
+
+def build_sentences(article_text: DataFrame, usable_links: DataFrame, fraction: float, seed: int) -> DataFrame:
+    """One row per linked sentence with its links resolved; `gold` marks the first sentence with a
+    usable link of each test article."""
+    exploded = article_text.select("page_id", "title", F.explode("sentences").alias("s"))
+    link_rows = (exploded.select("page_id", F.col("s.index").alias("sentence_index"), F.explode("s.links").alias("l"))
+                 .select("page_id", "sentence_index", F.col("l.start").alias("start"), F.col("l.end").alias("end"),
+                         F.col("l.offset").alias("offset")))
+    resolved = link_rows.join(usable_links.withColumnRenamed("source_page_id", "page_id"), ["page_id", "offset"])
+    grouped = resolved.groupBy("page_id", "sentence_index").agg(F.sort_array(F.collect_list(F.struct(
+        "start", "end", "offset", "anchor_key", "target_page_id", "target_title"))).alias("links"))
+    sentences = exploded.select(
+        "page_id", "title", F.col("s.index").alias("sentence_index"), F.col("s.text").alias("text"),
+        F.col("s.wikitext").alias("wikitext")).join(grouped, ["page_id", "sentence_index"])
+    sentences = sentences.withColumn("split", test_split(F.col("page_id"), fraction, seed))
+    first = sentences.groupBy("page_id").agg(F.min("sentence_index").alias("first_index"))
+    return (sentences.join(first, "page_id")
+            .withColumn("gold", (F.col("split") == "test") & (F.col("sentence_index") == F.col("first_index")))
+            .drop("first_index"))
+
+
+def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: Config,
+                     removed_links: DataFrame | None = None) -> DataFrame:
+    """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability.
+    Links listed in `removed_links` (source_page_id, offset) are taken out; their anchors then count
+    as plain text, which is what the text says once the link is gone."""
+    links = usable_links
+    extra_plain = None
+    if removed_links is not None:
+        links = usable_links.join(removed_links, ["source_page_id", "offset"], "left_anti")
+        extra_plain = (usable_links.join(removed_links, ["source_page_id", "offset"])
+                       .groupBy("anchor_key").agg(F.count(F.lit(1)).alias("removed")))
+    pairs = links.groupBy("anchor_key", "target_page_id").agg(
+        F.count(F.lit(1)).alias("count"), F.min("target_title").alias("target_title"))
+    totals = pairs.groupBy("anchor_key").agg(F.sum("count").alias("anchor_links"))
+    plain = (article_text.select(F.explode("plain_counts").alias("anchor_key", "n"))
+             .groupBy("anchor_key").agg(F.sum("n").alias("anchor_plain")))
+    if extra_plain is not None:
+        plain = (plain.join(extra_plain, "anchor_key", "full_outer")
+                 .select("anchor_key", (F.coalesce("anchor_plain", F.lit(0)) + F.coalesce("removed", F.lit(0)))
+                         .alias("anchor_plain")))
+    stats = (totals.join(plain, "anchor_key", "left")
+             .withColumn("anchor_plain", F.coalesce("anchor_plain", F.lit(0)).cast("long"))
+             .withColumn("link_probability",
+                         F.col("anchor_links") / (F.col("anchor_links") + F.col("anchor_plain"))))
+    stats = stats.where((F.col("anchor_links") >= config.dictionary.min_anchor_links)
+                        & (F.col("link_probability") >= config.dictionary.min_link_probability))
+    return pairs.join(stats, "anchor_key").select(
+        "anchor_key", "target_page_id", "target_title", "count", "anchor_links", "anchor_plain",
+        "link_probability")
+
+
+def build_graph(usable_links: DataFrame, removed_links: DataFrame | None = None) -> DataFrame:
+    links = usable_links
+    if removed_links is not None:
+        links = links.join(removed_links, ["source_page_id", "offset"], "left_anti")
+    return (links.where(F.col("source_page_id") != F.col("target_page_id"))
+            .select("source_page_id", "target_page_id").distinct())

@@ -1,0 +1,423 @@
+"""Training and backtesting: examples from training sentences, XGBoost with a fixed seed, micro
+precision/recall over held-out gold sentences under two protocols, the release gate, artifacts."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import xgboost as xgb
+from pyspark.sql import functions as F
+
+from pipeline import __version__
+from pipeline.config import Config
+from pipeline.ingest.dumpreader import SiteInfo
+from pipeline.model import tables
+from pipeline.model.features import FEATURES, AnchorEntry, Lookups, choose_links, padded_kurtosis, sentence_candidates
+from pipeline.text.matcher import AnchorMatcher
+from pipeline.text.titles import TitleNormaliser
+
+THRESHOLDS = [round(0.1 * i, 1) for i in range(10)]
+MODEL_TABLES = ("excluded_targets", "usable_links", "article_text", "sentences", "dictionary_reference",
+                "dictionary_leakage_free", "graph_reference", "graph_leakage_free")
+
+
+class ModelError(Exception):
+    """A model stage cannot run (nothing ingested, no training data, unknown model)."""
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+
+def current_snapshot(warehouse, wiki: str) -> str:
+    manifest = warehouse.manifest(wiki)
+    if not manifest or "current_snapshot" not in manifest:
+        raise ModelError(f"{wiki}: nothing ingested under {warehouse.root}; run `linkrec ingest --wiki {wiki}` first")
+    return manifest["current_snapshot"]
+
+
+def siteinfo_of(warehouse, wiki: str, snapshot: str) -> SiteInfo:
+    text = warehouse.read_text(f"{warehouse.root}/siteinfo/wiki={wiki}/snapshot={snapshot}/siteinfo.json")
+    return SiteInfo.from_json(json.loads(text)) if text else SiteInfo(wiki, "", "", "", "first-letter", "", "")
+
+
+def tables_fingerprint(config: Config, snapshot: str, wikidata: str | None) -> str:
+    model = config.model
+    relevant = {"snapshot": snapshot, "text": config.to_dict()["text"], "dictionary": config.to_dict()["dictionary"],
+                "split": [model.test_fraction, model.min_test_articles, model.max_test_fraction, model.seed],
+                "wikidata": wikidata, "version": __version__, "tables": tables.TABLES_VERSION}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False) -> dict:
+    """Write every model table of the wiki's current snapshot, unless up to date; return their stats."""
+    wiki = config.wiki
+    snapshot = current_snapshot(warehouse, wiki)
+    fingerprint = tables_fingerprint(config, snapshot, wikidata)
+    manifest = warehouse.manifest(wiki)
+    previous = manifest.get("model_tables", {})
+    if not force and previous.get("fingerprint") == fingerprint and all(
+            warehouse.exists(warehouse.table(name, wiki, snapshot)) for name in MODEL_TABLES):
+        return {**previous, "reused": True}
+    started = time.time()
+    siteinfo = siteinfo_of(warehouse, wiki, snapshot)
+    normaliser = TitleNormaliser.from_siteinfo(siteinfo, config.text.case)
+    pages = warehouse.read("pages", wiki, snapshot)
+    titles = warehouse.read("titles", wiki, snapshot)
+    links = warehouse.read("links", wiki, snapshot)
+    wikidata_table = _read_wikidata(spark, wikidata) if wikidata else None
+
+    def write(name, frame):
+        path = warehouse.table(name, wiki, snapshot)
+        frame.write.mode("overwrite").parquet(path)
+        return spark.read.parquet(path)
+
+    excluded = write("excluded_targets", tables.excluded_targets(spark, pages, titles, config, wikidata_table))
+    usable = write("usable_links", tables.article_links(links, config, excluded))
+    candidate_anchors = [r.anchor_key for r in usable.groupBy("anchor_key").count()
+                         .where(F.col("count") >= config.dictionary.min_anchor_links).collect()]
+    matcher = AnchorMatcher(candidate_anchors, config.text.language)
+    article_text = write("article_text", tables.build_article_text(spark, pages, matcher, normaliser, config))
+    articles = article_text.count()
+    fraction = tables.effective_test_fraction(config, articles)
+    sentences = write("sentences", tables.build_sentences(article_text, usable, fraction, config.model.seed))
+    removed = (sentences.where("gold").select(F.col("page_id").alias("source_page_id"), F.explode("links").alias("l"))
+               .select("source_page_id", F.col("l.offset").alias("offset")))
+    stats = {"snapshot": snapshot, "fingerprint": fingerprint, "articles": articles, "test_fraction": fraction,
+             "excluded_targets": excluded.count(), "usable_links": usable.count()}
+    for protocol in tables.PROTOCOLS:
+        cut = removed if protocol == "leakage_free" else None
+        dictionary = write(f"dictionary_{protocol}", tables.build_dictionary(usable, article_text, config, cut))
+        write(f"graph_{protocol}", tables.build_graph(usable, cut))
+        stats[f"anchors_{protocol}"] = dictionary.select("anchor_key").distinct().count()
+    counts = sentences.groupBy("split").agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("gold").cast("int")).alias("g"))
+    for row in counts.collect():
+        stats[f"{row.split}_sentences"] = row.n
+        if row.split == "test":
+            stats["gold_sentences"] = row.g
+    stats["seconds"] = round(time.time() - started, 2)
+    manifest["model_tables"] = stats
+    warehouse.save_manifest(wiki, manifest)
+    return {**stats, "reused": False}
+
+
+def _read_wikidata(spark, path: str):
+    """page_id → P31 QIDs, from Parquet (page_id, qid) or a TSV `page_id<TAB>qid`."""
+    if path.endswith((".tsv", ".txt", ".tsv.gz")):
+        frame = spark.read.csv(path, sep="\t", schema="page_id LONG, qid STRING")
+    else:
+        frame = spark.read.parquet(path)
+    return frame.select(F.col("page_id").cast("long"), F.trim("qid").alias("qid"))
+
+
+# --- lookups --------------------------------------------------------------------------------------
+
+
+def load_lookups(warehouse, config: Config, protocol: str) -> Lookups:
+    """The dictionary and link graph of one protocol, collected for broadcast to the tasks."""
+    wiki = config.wiki
+    snapshot = current_snapshot(warehouse, wiki)
+    dictionary = warehouse.read(f"dictionary_{protocol}", wiki, snapshot)
+    grouped: dict[str, list] = {}
+    probability: dict[str, float] = {}
+    for row in dictionary.toLocalIterator():
+        grouped.setdefault(row.anchor_key, []).append((int(row.target_page_id), row.target_title, int(row["count"])))
+        probability[row.anchor_key] = float(row.link_probability)
+    anchors = {}
+    for key, targets in grouped.items():
+        targets.sort(key=lambda t: (-t[2], t[0]))
+        anchors[key] = AnchorEntry(targets, padded_kurtosis([t[2] for t in targets]), probability[key])
+    neighbours: dict[int, set] = {}
+    for row in warehouse.read(f"graph_{protocol}", wiki, snapshot).toLocalIterator():
+        neighbours.setdefault(row.source_page_id, set()).add(row.target_page_id)
+        neighbours.setdefault(row.target_page_id, set()).add(row.source_page_id)
+    articles = warehouse.read("article_text", wiki, snapshot).count()
+    return Lookups(anchors, {k: frozenset(v) for k, v in neighbours.items()}, articles, config.text.language)
+
+
+# --- examples and training ------------------------------------------------------------------------
+
+
+def _examples(rows, lookups_broadcast, per_anchor: int):
+    lookups = lookups_broadcast.value
+    for row in rows:
+        gold = {(link.start, link.end, link.target_page_id) for link in row.links}
+        for candidate in sentence_candidates(row.text, lookups, row.page_id, per_anchor):
+            label = int((candidate.match.start, candidate.match.end, candidate.target_id) in gold)
+            yield (row.page_id, row.sentence_index, candidate.match.start, candidate.target_id, label,
+                   *candidate.features)
+
+
+def training_examples(spark, warehouse, config: Config, lookups: Lookups) -> np.ndarray:
+    """Rows (page_id, index, start, target, label, *FEATURES) of the training sentences, sorted."""
+    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki))
+    broadcast = spark.sparkContext.broadcast(lookups)
+    per_anchor = config.model.candidates_per_anchor
+    rows = (sentences.where(F.col("split") == "train").select("page_id", "sentence_index", "text", "links").rdd
+            .mapPartitions(lambda part: _examples(part, broadcast, per_anchor)).collect())
+    broadcast.unpersist()
+    rows.sort(key=lambda r: r[:4])  # task order must not change the model
+    return np.array(rows, dtype=np.float64).reshape(-1, 5 + len(FEATURES))
+
+
+def fit(examples: np.ndarray, config: Config) -> xgb.Booster:
+    labels = examples[:, 4]
+    if labels.size == 0 or labels.min() == labels.max():
+        raise ModelError(f"{config.wiki}: training needs positive and negative examples; got "
+                         f"{int(labels.sum())} positives among {labels.size} candidates")
+    matrix = xgb.DMatrix(examples[:, 5:], label=labels, feature_names=FEATURES)
+    params = {"objective": "binary:logistic", "max_depth": config.model.max_depth, "eta": config.model.learning_rate,
+              "seed": config.model.seed, "nthread": 1, "tree_method": "hist", "eval_metric": "logloss"}
+    return xgb.train(params, matrix, num_boost_round=config.model.n_estimators)
+
+
+def predict(booster: xgb.Booster, features: list[tuple[float, ...]]) -> np.ndarray:
+    """One model call for a whole batch of candidates."""
+    if not features:
+        return np.zeros(0)
+    return booster.predict(xgb.DMatrix(np.array(features, dtype=np.float64), feature_names=FEATURES))
+
+
+def booster_from_bytes(raw: bytes) -> xgb.Booster:
+    booster = xgb.Booster(params={"nthread": 1})
+    booster.load_model(bytearray(raw))
+    return booster
+
+
+# --- backtesting ----------------------------------------------------------------------------------
+
+
+def _backtest(rows, lookups_broadcast, model_broadcast, per_anchor: int):
+    """Per task: score every candidate of every gold sentence in one model call, then count per threshold."""
+    lookups = lookups_broadcast.value
+    booster = booster_from_bytes(model_broadcast.value)
+    sentences = list(rows)
+    candidates = [sentence_candidates(row.text, lookups, row.page_id, per_anchor) for row in sentences]
+    scores = predict(booster, [c.features for group in candidates for c in group])
+    totals = np.zeros((len(THRESHOLDS), 3), dtype=np.int64)  # predicted, correct, true
+    at = 0
+    for row, group in zip(sentences, candidates, strict=True):
+        scored = list(zip(group, scores[at:at + len(group)].tolist(), strict=True))
+        at += len(group)
+        gold = {(link.anchor_key, link.target_page_id) for link in row.links}
+        for i, threshold in enumerate(THRESHOLDS):
+            chosen = {(c.match.anchor, c.target_id) for c, _ in choose_links(scored, threshold)}
+            totals[i] += (len(chosen), len(chosen & gold), len(gold))
+    yield len(sentences), totals
+
+
+def backtest(spark, warehouse, config: Config, lookups: Lookups, model_raw: bytes) -> list[dict]:
+    """Micro precision and recall over the gold sentences at thresholds 0.0 … 0.9."""
+    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki))
+    lookups_b = spark.sparkContext.broadcast(lookups)
+    model_b = spark.sparkContext.broadcast(model_raw)
+    per_anchor = config.model.candidates_per_anchor
+    parts = (sentences.where("gold").select("page_id", "text", "links").rdd
+             .mapPartitions(lambda part: _backtest(part, lookups_b, model_b, per_anchor)).collect())
+    lookups_b.unpersist()
+    model_b.unpersist()
+    n = sum(p[0] for p in parts)
+    totals = sum((p[1] for p in parts), np.zeros((len(THRESHOLDS), 3), dtype=np.int64))
+    curve = []
+    for threshold, (predicted, correct, true) in zip(THRESHOLDS, totals.tolist(), strict=True):
+        curve.append({"threshold": threshold, "n_sentences": n,
+                      "precision": round(correct / predicted, 4) if predicted else 0.0,
+                      "recall": round(correct / true, 4) if true else 0.0,
+                      "predicted": predicted, "correct": correct, "true": true})
+    return curve
+
+
+def gate(curves: dict[str, list[dict]], config: Config) -> tuple[bool, str]:
+    point = next(p for p in curves[config.gate.protocol] if abs(p["threshold"] - config.gate.threshold) < 1e-9)
+    failures = []
+    if point["precision"] < config.gate.min_precision:
+        failures.append(f"precision {point['precision']:.3f} < {config.gate.min_precision}")
+    if point["recall"] < config.gate.min_recall:
+        failures.append(f"recall {point['recall']:.3f} < {config.gate.min_recall}")
+    where = f"at threshold {config.gate.threshold} ({config.gate.protocol} protocol)"
+    if failures:
+        return False, f"not released: {', '.join(failures)} {where}"
+    return True, f"released: precision {point['precision']:.3f}, recall {point['recall']:.3f} {where}"
+
+
+# --- artifacts ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainedModel:
+    name: str
+    version: str
+    path: str
+    released: bool
+    reason: str
+    curves: dict
+    training: dict
+
+    def summary(self) -> dict:
+        return {"model": self.name, "version": self.version, "path": self.path, "released": self.released,
+                "reason": self.reason, "training": self.training,
+                "protocols": {p: [{k: v for k, v in point.items() if k in ("threshold", "n_sentences", "precision",
+                                                                            "recall")} for point in curve]
+                              for p, curve in self.curves.items()}}
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def table_checksum(frame, columns: list[str]) -> str:
+    """sha256 over the table's rows in a canonical order and form."""
+    digest = hashlib.sha256()
+    for row in frame.select(*columns).orderBy(*columns).toLocalIterator():
+        digest.update(json.dumps(list(row), ensure_ascii=False, default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def plot_curves(curves: dict[str, list[dict]], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=100)
+    for protocol, curve, style in ((p, c, "-" if p == "reference" else "--") for p, c in curves.items()):
+        xs = [p["threshold"] for p in curve]
+        axis.plot(xs, [p["precision"] for p in curve], style, color="tab:blue", label=f"precision ({protocol})")
+        axis.plot(xs, [p["recall"] for p in curve], style, color="tab:orange", label=f"recall ({protocol})")
+    axis.set_xlabel("threshold")
+    axis.set_ylim(0, 1)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower left")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def curves_csv(curves: dict[str, list[dict]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["protocol", "threshold", "n_sentences", "precision", "recall", "predicted", "correct", "true"])
+    for protocol, curve in curves.items():
+        for p in curve:
+            writer.writerow([protocol, p["threshold"], p["n_sentences"], p["precision"], p["recall"], p["predicted"],
+                             p["correct"], p["true"]])
+    return out.getvalue()
+
+
+def export_test_set(warehouse, config: Config) -> str:
+    """JSONL of the gold sentences: page id, title, sentence wikitext, plain text, gold pairs."""
+    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki))
+    lines = []
+    for row in sentences.where("gold").orderBy("page_id").toLocalIterator():
+        lines.append(json.dumps({
+            "page_id": row.page_id, "title": row.title, "sentence_wikitext": row.wikitext, "sentence_text": row.text,
+            "gold": [{"anchor": row.text[link.start:link.end], "target": link.target_title} for link in row.links],
+        }, ensure_ascii=False))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def model_root(warehouse, name: str) -> str:
+    return f"{warehouse.root}/models/{name}"
+
+
+def train(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False) -> TrainedModel:
+    """Every stage for one wiki: tables, a model per protocol, backtests, gate, artifacts."""
+    wiki = config.wiki
+    table_stats = build_tables(spark, warehouse, config, wikidata, force)
+    snapshot = table_stats["snapshot"]
+    boosters, curves, training = {}, {}, {"tables": table_stats}
+    for protocol in tables.PROTOCOLS:
+        lookups = load_lookups(warehouse, config, protocol)
+        examples = training_examples(spark, warehouse, config, lookups)
+        booster = fit(examples, config)
+        raw = bytes(booster.save_raw("json"))
+        boosters[protocol] = raw
+        curves[protocol] = backtest(spark, warehouse, config, lookups, raw)
+        positives = int(examples[:, 4].sum())
+        training[protocol] = {"sentences": len({(int(r[0]), int(r[1])) for r in examples}),
+                              "examples": int(examples.shape[0]), "positives": positives,
+                              "negatives": int(examples.shape[0]) - positives, "anchors": len(lookups.anchors)}
+    released, reason = gate(curves, config)
+    checksums = {"model": sha256_bytes(boosters["reference"]),
+                 "model_leakage_free": sha256_bytes(boosters["leakage_free"])}
+    for protocol in tables.PROTOCOLS:
+        checksums[f"anchors_{protocol}" if protocol == "leakage_free" else "anchors"] = table_checksum(
+            warehouse.read(f"dictionary_{protocol}", wiki, snapshot),
+            ["anchor_key", "target_page_id", "count", "link_probability"])
+    identity = checksums["model"] + json.dumps(config.to_dict(), sort_keys=True)
+    version = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    files = {
+        "model.json": boosters["reference"], "model.leakage_free.json": boosters["leakage_free"],
+        "features.json": json.dumps(FEATURES).encode(),
+        "config.json": json.dumps(config.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode(),
+        "training.json": json.dumps(training, indent=2, sort_keys=True).encode(),
+        "metrics.json": json.dumps({"wiki": wiki, "protocols": curves, "released": released, "reason": reason},
+                                   indent=2, sort_keys=True).encode(),
+        "metrics.csv": curves_csv(curves).encode(),
+        "backtest.png": plot_curves(curves, f"{wiki} backtest"),
+        "checksums.json": json.dumps(checksums, indent=2, sort_keys=True).encode(),
+        "test_set.jsonl": export_test_set(warehouse, config).encode(),
+    }
+    path = f"{model_root(warehouse, wiki)}/{version}"
+    _publish_files(warehouse, path, files)
+    latest = {"name": wiki, "version": version, "released": released, "reason": reason, "wikis": [wiki],
+              "snapshot": snapshot, "trained_at": int(time.time()), "application_version": __version__}
+    warehouse.write_text(f"{model_root(warehouse, wiki)}/LATEST.json", json.dumps(latest, indent=2, sort_keys=True))
+    return TrainedModel(wiki, version, path, released, reason, curves, training)
+
+
+def _publish_files(warehouse, target: str, files: dict[str, bytes]) -> None:
+    local = tempfile.mkdtemp(prefix="linkrec-model-")
+    try:
+        for name, data in files.items():
+            with open(os.path.join(local, name), "wb") as handle:
+                handle.write(data)
+        warehouse.put_dir(local, target)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def load_model(warehouse, name: str) -> tuple[dict, dict[str, bytes]]:
+    """The LATEST record of a model and its two boosters."""
+    root = model_root(warehouse, name)
+    latest = warehouse.read_text(f"{root}/LATEST.json")
+    if latest is None:
+        raise ModelError(f"no model named {name!r} under {warehouse.root}/models; run `linkrec train` first")
+    record = json.loads(latest)
+    boosters = {}
+    for protocol, file in (("reference", "model.json"), ("leakage_free", "model.leakage_free.json")):
+        raw = warehouse.read_bytes(f"{root}/{record['version']}/{file}")
+        if raw is None:
+            raise ModelError(f"model {name} {record['version']}: {file} is missing")
+        boosters[protocol] = raw
+    return record, boosters
+
+
+def evaluate(spark, warehouse, config: Config, model_name: str | None = None) -> dict:
+    """Backtest a trained model (the wiki's own, or a joint one) on this wiki's gold sentences."""
+    name = model_name or config.wiki
+    record, boosters = load_model(warehouse, name)
+    build_tables(spark, warehouse, config)
+    curves = {protocol: backtest(spark, warehouse, config, load_lookups(warehouse, config, protocol), raw)
+              for protocol, raw in boosters.items()}
+    released, reason = gate(curves, config)
+    if name != config.wiki:
+        folder = f"{model_root(warehouse, name)}/{record['version']}/evaluations/{config.wiki}"
+        _publish_files(warehouse, folder, {"metrics.csv": curves_csv(curves).encode(),
+                                           "backtest.png": plot_curves(curves, f"{name} on {config.wiki}")})
+    public = {p: [{k: point[k] for k in ("threshold", "n_sentences", "precision", "recall")} for point in curve]
+              for p, curve in curves.items()}
+    return {"wiki": config.wiki, "model": name, "version": record["version"],
+            "released": record["released"] if name == config.wiki else released,
+            "gate": reason, "protocols": public}
