@@ -229,7 +229,7 @@ def train_command(obj: Context, wiki, wikis, name, wikidata, force, as_json):
             from pipeline.model import joint
             configs = [obj.config(w.strip()) for w in wikis.split(",") if w.strip()]
             result = joint.train_joint(obj.spark(configs[0]), obj.warehouse(configs[0]), configs, name, force)
-    except (ConfigError, model_train.ModelError) as exc:
+    except (ConfigError, model_train.ModelError, ValueError) as exc:
         fail(str(exc))
     obj.say(f"linkrec: model {result.name} {result.version} at {result.path}")
     obj.say(f"linkrec: {result.reason}")

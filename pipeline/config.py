@@ -68,8 +68,11 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class DictionaryConfig:
-    # an anchor must be used as a link more than once (algorithm.md)
+    # an anchor must be used as a link more than once (algorithm.md) …
     min_anchor_links: int = 2
+    # … except on wikis with fewer articles than this, where once is enough (0: never)
+    small_wiki_articles: int = 10000
+    small_wiki_min_anchor_links: int = 1
     min_link_probability: float = 0.065
     excluded_anchor_patterns: list[str] = field(default_factory=lambda: [r"^[0-9]+$", r"^[0-9]+[/-][0-9]+$"])
     excluded_qids: list[str] = field(default_factory=list)
@@ -79,6 +82,9 @@ class DictionaryConfig:
 
     def check(self) -> None:
         _positive(self.min_anchor_links, "dictionary.min_anchor_links")
+        _positive(self.small_wiki_min_anchor_links, "dictionary.small_wiki_min_anchor_links")
+        if self.small_wiki_articles < 0:
+            raise ConfigError("dictionary.small_wiki_articles must not be negative")
         _fraction(self.min_link_probability, "dictionary.min_link_probability")
         for key in ("excluded_anchor_patterns", "date_title_patterns"):
             for pattern in getattr(self, key):
@@ -96,8 +102,8 @@ class ModelConfig:
     seed: int = 42
     test_fraction: float = 0.2
     # small wikis test more of their articles, so that the backtest has enough sentences
-    min_test_articles: int = 130
-    max_test_fraction: float = 0.5
+    min_test_articles: int = 200
+    max_test_fraction: float = 0.6
     n_estimators: int = 200
     max_depth: int = 6
     learning_rate: float = 0.1

@@ -132,6 +132,15 @@ def build_article_text(spark, pages: DataFrame, matcher: AnchorMatcher, normalis
     return spark.createDataFrame(rows, ARTICLE_TEXT_SCHEMA, verifySchema=False)
 
 
+def effective_min_anchor_links(config: Config, articles: int) -> int:
+    """The published minimum (an anchor linked more than once) for real-size wikis; on a small wiki
+    most anchors are linked once and the minimum would leave almost no dictionary."""
+    small = config.dictionary.small_wiki_articles
+    if small and articles < small:
+        return min(config.dictionary.small_wiki_min_anchor_links, config.dictionary.min_anchor_links)
+    return config.dictionary.min_anchor_links
+
+
 def effective_test_fraction(config: Config, articles: int) -> float:
     """Large wikis use `test_fraction`; small ones test more articles so that the backtest has at
     least `min_test_articles` of them, up to `max_test_fraction`."""
@@ -165,7 +174,7 @@ def build_sentences(article_text: DataFrame, usable_links: DataFrame, fraction: 
             .drop("first_index"))
 
 
-def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: Config,
+def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: Config, min_links: int,
                      removed_links: DataFrame | None = None) -> DataFrame:
     """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability.
     Links listed in `removed_links` (source_page_id, offset) are taken out; their anchors then count
@@ -189,7 +198,7 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
              .withColumn("anchor_plain", F.coalesce("anchor_plain", F.lit(0)).cast("long"))
              .withColumn("link_probability",
                          F.col("anchor_links") / (F.col("anchor_links") + F.col("anchor_plain"))))
-    stats = stats.where((F.col("anchor_links") >= config.dictionary.min_anchor_links)
+    stats = stats.where((F.col("anchor_links") >= min_links)
                         & (F.col("link_probability") >= config.dictionary.min_link_probability))
     return pairs.join(stats, "anchor_key").select(
         "anchor_key", "target_page_id", "target_title", "count", "anchor_links", "anchor_plain",

@@ -82,20 +82,23 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
 
     excluded = write("excluded_targets", tables.excluded_targets(spark, pages, titles, config, wikidata_table))
     usable = write("usable_links", tables.article_links(links, config, excluded))
+    articles = titles.where((F.col("namespace") == 0) & ~F.col("is_redirect")).count()
+    min_links = tables.effective_min_anchor_links(config, articles)
     candidate_anchors = [r.anchor_key for r in usable.groupBy("anchor_key").count()
-                         .where(F.col("count") >= config.dictionary.min_anchor_links).collect()]
+                         .where(F.col("count") >= min_links).collect()]
     matcher = AnchorMatcher(candidate_anchors, config.text.language)
     article_text = write("article_text", tables.build_article_text(spark, pages, matcher, normaliser, config))
-    articles = article_text.count()
     fraction = tables.effective_test_fraction(config, articles)
     sentences = write("sentences", tables.build_sentences(article_text, usable, fraction, config.model.seed))
     removed = (sentences.where("gold").select(F.col("page_id").alias("source_page_id"), F.explode("links").alias("l"))
                .select("source_page_id", F.col("l.offset").alias("offset")))
     stats = {"snapshot": snapshot, "fingerprint": fingerprint, "articles": articles, "test_fraction": fraction,
+             "min_anchor_links": min_links,
              "excluded_targets": excluded.count(), "usable_links": usable.count()}
     for protocol in tables.PROTOCOLS:
         cut = removed if protocol == "leakage_free" else None
-        dictionary = write(f"dictionary_{protocol}", tables.build_dictionary(usable, article_text, config, cut))
+        built = tables.build_dictionary(usable, article_text, config, min_links, cut)
+        dictionary = write(f"dictionary_{protocol}", built)
         write(f"graph_{protocol}", tables.build_graph(usable, cut))
         stats[f"anchors_{protocol}"] = dictionary.select("anchor_key").distinct().count()
     counts = sentences.groupBy("split").agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("gold").cast("int")).alias("g"))
