@@ -77,8 +77,10 @@ class Lookups:
         self.matcher = AnchorMatcher(self.anchors.keys(), self.language)
 
     def relatedness(self, source: int, target: int) -> float:
-        return milne_witten(self.neighbours.get(source, frozenset()), self.neighbours.get(target, frozenset()),
-                            self.articles)
+        """Milne–Witten over link neighbourhoods (in- and out-links, so that an article created
+        yesterday has one), each page counted in its own neighbourhood so a direct link counts."""
+        return milne_witten(self.neighbours.get(source, frozenset()) | {source},
+                            self.neighbours.get(target, frozenset()) | {target}, self.articles)
 
 
 @dataclass(frozen=True)

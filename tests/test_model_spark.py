@@ -1,0 +1,128 @@
+"""`linkrec train` / `linkrec evaluate` on real dumps with a real local Spark."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from tests.conftest import last_json, run_cli
+
+
+@pytest.fixture(scope="module")
+def trained(ingested, warehouse_dir):
+    """ltgwiki trained once: (summary, model folder)."""
+    result = run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = last_json(result.stdout)
+    return summary, warehouse_dir / "models" / "ltgwiki" / summary["version"]
+
+
+def test_training_writes_every_artifact(trained):
+    summary, folder = trained
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.json", "model.leakage_free.json", "features.json", "config.json", "training.json",
+            "metrics.json", "metrics.csv", "backtest.png", "checksums.json", "test_set.jsonl"} <= names
+    checksums = json.loads((folder / "checksums.json").read_text())
+    assert set(checksums) >= {"model", "anchors", "anchors_leakage_free"}
+    assert (folder / "backtest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    training = json.loads((folder / "training.json").read_text())
+    reference = training["reference"]
+    assert reference["positives"] > 500 and reference["negatives"] > 100
+    assert reference["positives"] + reference["negatives"] == reference["examples"]
+    csv_lines = (folder / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("protocol,threshold,n_sentences,precision,recall") and len(csv_lines) == 21
+
+
+def test_backtest_meets_the_bar_on_ltgwiki(trained):
+    """The reference system: 182 sentences, precision 0.83, recall 0.59 at 0.5 on this dump."""
+    summary, _ = trained
+    point = next(p for p in summary["protocols"]["reference"] if p["threshold"] == 0.5)
+    assert point["n_sentences"] >= 100
+    assert point["precision"] >= 0.80 and point["recall"] >= 0.59
+    leakage_free = next(p for p in summary["protocols"]["leakage_free"] if p["threshold"] == 0.5)
+    assert leakage_free["recall"] <= point["recall"]  # the leak only helps
+    assert summary["released"] and summary["reason"].startswith("released")
+
+
+def test_test_set_export(trained):
+    summary, folder = trained
+    lines = [json.loads(line) for line in (folder / "test_set.jsonl").read_text().splitlines()]
+    n = next(p for p in summary["protocols"]["reference"] if p["threshold"] == 0.5)["n_sentences"]
+    assert len(lines) == n
+    for line in lines:
+        assert set(line) == {"page_id", "title", "sentence_wikitext", "sentence_text", "gold"}
+        for gold in line["gold"]:
+            assert gold["anchor"] in line["sentence_text"]
+            assert "[[" in line["sentence_wikitext"]
+
+
+def test_retraining_is_byte_identical(trained, warehouse_dir):
+    summary, folder = trained
+    model = (folder / "model.json").read_bytes()
+    metrics = (folder / "metrics.json").read_text()
+    again = run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki", "--force", "--json"])
+    assert again.exit_code == 0
+    assert last_json(again.stdout)["version"] == summary["version"]
+    assert (folder / "model.json").read_bytes() == model
+    assert (folder / "metrics.json").read_text() == metrics
+
+
+def test_evaluate_prints_both_protocols(trained, warehouse_dir):
+    result = run_cli(["--warehouse", str(warehouse_dir), "evaluate", "--wiki", "ltgwiki", "--json"])
+    assert result.exit_code == 0
+    report = last_json(result.stdout)
+    assert {"wiki", "model", "released", "protocols"} <= set(report)
+    assert set(report["protocols"]) == {"reference", "leakage_free"}
+    for curve in report["protocols"].values():
+        assert [p["threshold"] for p in curve] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+        assert all(set(p) == {"threshold", "n_sentences", "precision", "recall"} for p in curve)
+        recalls = [p["recall"] for p in curve]
+        assert recalls == sorted(recalls, reverse=True)  # a higher threshold never finds more
+    assert report["protocols"] == {p: [{k: v for k, v in point.items()} for point in c]
+                                   for p, c in trained[0]["protocols"].items()}
+
+
+def test_failing_gate_keeps_the_model_unreleased(trained, warehouse_dir):
+    result = run_cli(["--warehouse", str(warehouse_dir), "--set", "gate.min_precision=0.999", "evaluate", "--wiki",
+                      "ltgwiki", "--json"])
+    report = last_json(result.stdout)
+    assert report["gate"].startswith("not released: precision")
+
+
+def test_disambiguation_pages_are_excluded_targets(spark, trained, warehouse_dir):
+    snapshot = trained[0]["training"]["tables"]["snapshot"]
+    root = warehouse_dir
+    excluded = spark.read.parquet(str(root / "excluded_targets" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    pages = spark.read.parquet(str(root / "pages" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    disambiguation = pages.where(F.col("wikitext").contains("{{Zeimeibu škiršona")).select("page_id")
+    assert disambiguation.count() > 0
+    assert disambiguation.subtract(excluded.where(F.col("reason") == "disambiguation").select("page_id")).count() == 0
+    dictionary = spark.read.parquet(str(root / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    assert dictionary.join(excluded.withColumnRenamed("page_id", "target_page_id"), "target_page_id").count() == 0
+
+
+def test_wikidata_types_exclude_targets_and_pages_without_p31_stay(spark, trained, warehouse_dir, tmp_path):
+    snapshot = trained[0]["training"]["tables"]["snapshot"]
+    dictionary = spark.read.parquet(str(warehouse_dir / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    top = dictionary.groupBy("target_page_id").agg(F.sum("count").alias("n")).orderBy(F.desc("n")).limit(2).collect()
+    country, person = top[0].target_page_id, top[1].target_page_id
+    before = {r.target_page_id for r in dictionary.select("target_page_id").distinct().collect()}
+    table = tmp_path / "p31.tsv"
+    table.write_text(f"{country}\tQ6256\n{person}\tQ5\n")
+    result = run_cli(["--warehouse", str(warehouse_dir), "--set", "dictionary.extra_excluded_qids=['Q6256']",
+                      "train", "--wiki", "ltgwiki", "--wikidata", str(table), "--json"])
+    assert result.exit_code == 0, result.stderr
+    after = spark.read.parquet(str(warehouse_dir / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    targets = {r.target_page_id for r in after.select("target_page_id").distinct().collect()}
+    assert country not in targets and person in targets
+    # pages with no P31 at all are kept: almost every target of the first dictionary is still there
+    assert len(before - targets) <= 5
+    run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki"])  # back to the default model
+
+
+def test_train_without_ingest_is_a_clear_error(spark, tmp_path):
+    result = run_cli(["--warehouse", str(tmp_path), "train", "--wiki", "ltgwiki"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("linkrec: error: ltgwiki: nothing ingested")
