@@ -108,6 +108,8 @@ class ModelConfig:
     max_depth: int = 6
     learning_rate: float = 0.1
     candidates_per_anchor: int = 10
+    # the link-graph relatedness feature (false: a constant 0, to measure what it brings)
+    relatedness: bool = True
 
     def check(self) -> None:
         _fraction(self.test_fraction, "model.test_fraction")

@@ -105,7 +105,8 @@ def test_disambiguation_pages_are_excluded_targets(spark, trained, warehouse_dir
 
 def test_wikidata_types_exclude_targets_and_pages_without_p31_stay(spark, trained, warehouse_dir, tmp_path):
     snapshot = trained[0]["training"]["tables"]["snapshot"]
-    dictionary = spark.read.parquet(str(warehouse_dir / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    path = warehouse_dir / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"
+    dictionary = spark.read.parquet(str(path))
     top = dictionary.groupBy("target_page_id").agg(F.sum("count").alias("n")).orderBy(F.desc("n")).limit(2).collect()
     country, person = top[0].target_page_id, top[1].target_page_id
     before = {r.target_page_id for r in dictionary.select("target_page_id").distinct().collect()}
@@ -114,7 +115,7 @@ def test_wikidata_types_exclude_targets_and_pages_without_p31_stay(spark, traine
     result = run_cli(["--warehouse", str(warehouse_dir), "--set", "dictionary.extra_excluded_qids=['Q6256']",
                       "train", "--wiki", "ltgwiki", "--wikidata", str(table), "--json"])
     assert result.exit_code == 0, result.stderr
-    after = spark.read.parquet(str(warehouse_dir / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    after = spark.read.parquet(str(path))
     targets = {r.target_page_id for r in after.select("target_page_id").distinct().collect()}
     assert country not in targets and person in targets
     # pages with no P31 at all are kept: almost every target of the first dictionary is still there

@@ -10,7 +10,14 @@ import scipy.stats
 from pipeline.config import load_config
 from pipeline.ingest.dumpreader import read_siteinfo
 from pipeline.model.features import (
-    AnchorEntry, Candidate, Lookups, choose_links, milne_witten, padded_kurtosis, sentence_candidates, similarity,
+    AnchorEntry,
+    Candidate,
+    Lookups,
+    choose_links,
+    milne_witten,
+    padded_kurtosis,
+    sentence_candidates,
+    similarity,
 )
 from pipeline.model.tables import anchor_key, count_plain_occurrences
 from pipeline.text.matcher import AnchorMatcher, Match, fold, word_count

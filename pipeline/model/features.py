@@ -62,6 +62,7 @@ class Lookups:
     neighbours: dict[int, frozenset]
     articles: int
     language: str = ""
+    use_relatedness: bool = True
     matcher: AnchorMatcher = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -79,6 +80,8 @@ class Lookups:
     def relatedness(self, source: int, target: int) -> float:
         """Milne–Witten over link neighbourhoods (in- and out-links, so that an article created
         yesterday has one), each page counted in its own neighbourhood so a direct link counts."""
+        if not self.use_relatedness:
+            return 0.0
         return milne_witten(self.neighbours.get(source, frozenset()) | {source},
                             self.neighbours.get(target, frozenset()) | {target}, self.articles)
 

@@ -143,7 +143,8 @@ def load_lookups(warehouse, config: Config, protocol: str) -> Lookups:
         neighbours.setdefault(row.source_page_id, set()).add(row.target_page_id)
         neighbours.setdefault(row.target_page_id, set()).add(row.source_page_id)
     articles = warehouse.read("article_text", wiki, snapshot).count()
-    return Lookups(anchors, {k: frozenset(v) for k, v in neighbours.items()}, articles, config.text.language)
+    return Lookups(anchors, {k: frozenset(v) for k, v in neighbours.items()}, articles, config.text.language,
+                   config.model.relatedness)
 
 
 # --- examples and training ------------------------------------------------------------------------
