@@ -264,5 +264,153 @@ def evaluate_command(obj: Context, wiki, model_name, as_json):
         emit_json(result)
 
 
+def _selection(pages: str | None, page_ids: str | None, titles_file: str | None):
+    from pipeline.recommend.job import Selection
+
+    first = last = None
+    if pages:
+        try:
+            first, last = (int(x) for x in pages.split("-", 1))
+        except ValueError:
+            fail(f"--pages {pages!r}: expected a page-id range such as 100-200", 2)
+    ids: tuple[int, ...] = ()
+    if page_ids:
+        try:
+            ids = tuple(int(x) for x in page_ids.split(",") if x.strip())
+        except ValueError:
+            fail(f"--page-ids {page_ids!r}: expected comma-separated page ids", 2)
+    titles: tuple[str, ...] = ()
+    if titles_file:
+        try:
+            with open(titles_file, encoding="utf-8") as handle:
+                titles = tuple(line.strip().replace("_", " ") for line in handle if line.strip())
+        except OSError as exc:
+            fail(f"--titles-file {titles_file}: {exc.strerror}")
+    return Selection(first, last, ids, titles)
+
+
+def _now(value: str | None):
+    from datetime import UTC, datetime
+
+    if not value:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--now {value!r}: expected an ISO 8601 time such as 2026-01-31T00:00:00Z", 2)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _default_db(obj: Context, config: Config) -> str:
+    from pipeline.warehouse import resolve_root
+
+    root = resolve_root(obj.warehouse_option)
+    if "://" in root:
+        fail("--db is required when the warehouse is not a local folder", 2)
+    return f"sqlite:///{root}/linkrec.db"
+
+
+def _open_sink(db: str):
+    if db.startswith("sqlite:///"):
+        from sinks.sqlite import SqliteSink
+        return SqliteSink(db)
+    fail(f"--db {db!r}: expected sqlite:///path (MariaDB comes with the sinks issue)", 2)
+
+
+def _write_rows(spark, sink, output: str, dry_run: bool, force: bool) -> dict:
+    from pipeline.recommend import eligibility as rules
+    from sinks.base import PageResult, SinkCounts
+
+    totals = SinkCounts()
+    batch: list = []
+
+    def flush():
+        counts = sink.write(batch)
+        for key in totals.__dict__:
+            setattr(totals, key, getattr(totals, key) + getattr(counts, key))
+        batch.clear()
+
+    for row in spark.read.parquet(output).orderBy("page_id").toLocalIterator():
+        if row.reason in (rules.NOT_MAIN_NAMESPACE, rules.HAS_SUBMISSION):
+            continue
+        if row.reason == rules.OK:
+            result = PageResult(row.page_id, row.revision_id, row.gelr_data.encode("utf-8"))
+        elif row.reason == rules.TOO_FEW_LINKS:
+            result = PageResult(row.page_id, row.revision_id, None)
+        else:
+            result = PageResult(row.page_id, row.revision_id, None, remove=True)
+        if not dry_run:
+            batch.append(result)
+        if len(batch) >= 500:
+            flush()
+    if batch:
+        flush()
+    return dict(totals.__dict__)
+
+
+recommend_options = [
+    click.option("--pages", help="Page-id range A-B."),
+    click.option("--page-ids", help="Comma-separated page ids."),
+    click.option("--titles-file", type=click.Path(dir_okay=False), help="A file with one title per line."),
+    click.option("--db", help="sqlite:///path [default: <warehouse>/linkrec.db]."),
+    click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
+    click.option("--model", "model_name", help="Model name [default: the wiki's own]."),
+    click.option("--ignore-gate", is_flag=True, help="Use the model even if it is not released."),
+    click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date."),
+    click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
+]
+
+
+def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
+               dry_run) -> dict:
+    from pipeline.recommend.job import recommend
+
+    selection = _selection(pages, page_ids, titles_file)
+    moment = _now(now)
+    sink = None if dry_run else _open_sink(db or _default_db(obj, config))
+    submitted = set()
+    rejected: dict = {}
+    if sink is not None:
+        with sink.connection:
+            submitted = {r for (r,) in sink.connection.execute(
+                "SELECT DISTINCT gels_revision FROM growthexperiments_link_submissions")}
+        rejected = sink.rejected_targets([r for (r,) in sink.connection.execute(
+            "SELECT DISTINCT gels_page FROM growthexperiments_link_submissions WHERE gels_feedback = 'r'")])
+    spark = obj.spark(config)
+    warehouse = obj.warehouse(config)
+    obj.say(f"linkrec: recommending for {config.wiki} …")
+    result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted, rejected)
+    summary = result.summary()
+    if sink is not None:
+        summary["database"] = _write_rows(spark, sink, result.output, dry_run, force)
+        sink.finish()
+    summary["dry_run"] = dry_run
+    obj.say(f"  {summary['pages_read']} pages, {summary['eligible']} eligible, {summary['with_links']} with links "
+            f"({summary['links']} links), {summary['null_rows']} NULL rows; skipped {summary['skipped']}")
+    if "database" in summary:
+        obj.say(f"  database: {summary['database']}")
+    return summary
+
+
+@main.command("recommend")
+@click.option("--wiki", required=True, help="Wiki database name, e.g. enwiki.")
+@with_options(recommend_options)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@click.pass_obj
+def recommend_command(obj: Context, wiki, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
+                      dry_run, as_json):
+    """Compute link recommendations for the selected pages (default: all) and write them."""
+    from pipeline.model.train import ModelError
+
+    try:
+        config = obj.config(wiki)
+        summary = _recommend(obj, config, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
+                             dry_run)
+    except (ConfigError, ModelError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(summary)
+
+
 if __name__ == "__main__":
     main()

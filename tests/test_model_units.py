@@ -19,8 +19,8 @@ from pipeline.model.features import (
     sentence_candidates,
     similarity,
 )
-from pipeline.model.tables import anchor_key, count_plain_occurrences
-from pipeline.text.matcher import AnchorMatcher, Match, fold, word_count
+from pipeline.model.tables import count_plain_occurrences
+from pipeline.text.matcher import AnchorMatcher, Match, anchor_key, fold, word_count
 from pipeline.text.sentences import article_sentences, render_plain, split_sentences
 from pipeline.text.titles import TitleNormaliser
 from tests.conftest import DUMPS

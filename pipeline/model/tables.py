@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config import Config
-from pipeline.text.matcher import AnchorMatcher, fold
+from pipeline.text.matcher import AnchorMatcher, anchor_key
 from pipeline.text.sentences import article_sentences, render_plain
 from pipeline.text.titles import TitleNormaliser
 from pipeline.text.wikilinks import parse
@@ -28,7 +28,6 @@ from pipeline.text.wikilinks import parse
 PROTOCOLS = ("reference", "leakage_free")
 # bump when the layout or meaning of a model table changes, so that old tables are rebuilt
 TABLES_VERSION = 2
-SPACES = re.compile(r"\s+")
 
 ARTICLE_TEXT_SCHEMA = T.StructType([
     T.StructField("page_id", T.LongType(), False),
@@ -43,11 +42,6 @@ ARTICLE_TEXT_SCHEMA = T.StructType([
             T.StructField("offset", T.IntegerType())]))),
     ])), False),
 ])
-
-
-def anchor_key(anchor: str, language: str) -> str:
-    """The dictionary key of an anchor: white space collapsed, folded for matching."""
-    return fold(SPACES.sub(" ", anchor).strip(), language)
 
 
 def count_plain_occurrences(plain, matcher: AnchorMatcher) -> Counter:

@@ -8,6 +8,7 @@ in the text size whatever the size of the dictionary.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -85,6 +86,14 @@ def fold(text: str, language: str = "") -> str:
     if table is None:
         table = _FOLDS[key] = _FoldTable(_TURKIC_FOLD if key else _SPECIAL_FOLD)
     return text.translate(table)
+
+
+SPACES = re.compile(r"\s+")
+
+
+def anchor_key(anchor: str, language: str = "") -> str:
+    """The dictionary key of an anchor: white space collapsed, folded for matching."""
+    return fold(SPACES.sub(" ", anchor).strip(), language)
 
 
 def word_count(text: str) -> int:

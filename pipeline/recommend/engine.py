@@ -1,0 +1,132 @@
+"""The per-article engine, plain Python: wikitext in, the `links` list of `gelr_data` out
+(contracts.md §1). Two phases so that a Spark task scores the candidates of many articles in one
+model call: `prepare` finds candidates, `finish` turns their scores into links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mwparserfromhell.nodes import Heading, Text
+
+from pipeline.model.features import Candidate, Lookups, candidates_for, choose_links
+from pipeline.text.matcher import Match, anchor_key, char_classes
+from pipeline.text.titles import TitleNormaliser
+from pipeline.text.wikilinks import extract_links, parse
+
+CONTEXT_CHARS = 10
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    minimum_link_score: float
+    maximum_links_per_task: int
+    minimum_links_per_task: int
+    excluded_sections: frozenset[str]  # case-folded headings
+    exclude_lead: bool
+    link_trail: str
+    per_anchor: int
+
+    @classmethod
+    def from_config(cls, config) -> EngineSettings:
+        r = config.recommend
+        return cls(r.minimum_link_score, r.maximum_links_per_task, r.minimum_links_per_task,
+                   frozenset(s.strip().casefold() for s in r.excluded_sections), r.exclude_lead,
+                   config.text.link_trail, config.model.candidates_per_anchor)
+
+
+@dataclass
+class Segment:
+    offset: int  # wikitext offset of the top-level text node
+    text: str
+    eligible: bool  # not in an excluded section
+
+
+@dataclass
+class PreparedArticle:
+    page_id: int
+    segments: list[Segment]
+    candidates: list[tuple[Candidate, int]]  # candidate, segment index
+    linked_targets: set[int]
+
+
+def top_level_segments(code, settings: EngineSettings) -> list[Segment]:
+    """The article's top-level text nodes, marked eligible unless their section is excluded."""
+    segments = []
+    offset = 0
+    section_excluded = settings.exclude_lead
+    for node in code.nodes:
+        text = str(node)
+        if isinstance(node, Heading):
+            heading = node.title.strip_code().strip().casefold()
+            section_excluded = heading in settings.excluded_sections
+        elif isinstance(node, Text):
+            segments.append(Segment(offset, text, not section_excluded))
+        offset += len(text)
+    return segments
+
+
+def prepare(wikitext: str, page_id: int, lookups: Lookups, titles: dict[str, int], normaliser: TitleNormaliser,
+            settings: EngineSettings) -> PreparedArticle:
+    code = parse(wikitext)
+    existing = extract_links(wikitext, normaliser, settings.link_trail, code)
+    linked_targets = set()
+    linked_anchors = set()
+    for link in existing:
+        if link.kind != "link" or link.target_title is None:
+            continue
+        resolved = titles.get(link.target_title)
+        if resolved is not None:
+            linked_targets.add(resolved)
+        if link.anchor:
+            linked_anchors.add(anchor_key(link.anchor, lookups.language))
+    segments = top_level_segments(code, settings)
+    candidates: list[tuple[Candidate, int]] = []
+    for index, segment in enumerate(segments):
+        if not segment.eligible:
+            continue
+        classes = char_classes(segment.text)
+        for match in lookups.matcher.find(segment.text, classes):
+            entry = lookups.anchors[match.anchor]
+            if match.anchor in linked_anchors or any(t[0] in linked_targets for t in entry.targets):
+                continue
+            for candidate in candidates_for(match, segment.text, entry, lookups, page_id, settings.per_anchor):
+                candidates.append((candidate, index))
+    return PreparedArticle(page_id, segments, candidates, linked_targets)
+
+
+def _match_index(segments: list[Segment], segment_index: int, start: int, text: str) -> int:
+    """Occurrences of `text` in the top-level text before this one (how the editor finds it)."""
+    before = sum(segment.text.count(text) for segment in segments[:segment_index])
+    return before + segments[segment_index].text[:start].count(text)
+
+
+def finish(prepared: PreparedArticle, scores, settings: EngineSettings) -> list[dict]:
+    """Scores (one per candidate, in order) → the links of gelr_data, or [] below the minimum."""
+    segment_of = {}
+    scored = []
+    for (candidate, index), score in zip(prepared.candidates, scores, strict=True):
+        # matches are per segment: make positions global so that ordering works across segments
+        base = prepared.segments[index].offset
+        shifted = Candidate(Match(base + candidate.match.start, base + candidate.match.end, candidate.match.anchor),
+                            candidate.text, candidate.target_id, candidate.target_title, candidate.features)
+        segment_of[(shifted.match.start, shifted.target_id)] = (index, candidate.match.start, candidate.match.end)
+        scored.append((shifted, float(score)))
+    chosen = choose_links(scored, settings.minimum_link_score, prepared.linked_targets,
+                          settings.maximum_links_per_task)
+    if len(chosen) < settings.minimum_links_per_task:
+        return []
+    links = []
+    for position, (candidate, score) in enumerate(chosen):
+        index, start, end = segment_of[(candidate.match.start, candidate.target_id)]
+        segment = prepared.segments[index].text
+        links.append({
+            "link_text": candidate.text,
+            "link_target": candidate.target_title,
+            "match_index": _match_index(prepared.segments, index, start, candidate.text),
+            "wikitext_offset": candidate.match.start,
+            "score": round(score, 6),
+            "context_before": segment[max(0, start - CONTEXT_CHARS):start],
+            "context_after": segment[end:end + CONTEXT_CHARS],
+            "link_index": position,
+        })
+    return links
