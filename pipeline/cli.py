@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -181,28 +182,88 @@ def ingest(obj: Context, wiki, dump, table, siteinfo, index, snapshot, allow_tru
     sys.exit(_incomplete_exit(config, result))
 
 
+recommend_options = [
+    click.option("--pages", help="Page-id range A-B."),
+    click.option("--page-ids", help="Comma-separated page ids."),
+    click.option("--titles-file", type=click.Path(dir_okay=False), help="A file with one title per line."),
+    click.option("--db", help="sqlite:///path [default: <warehouse>/linkrec.db]."),
+    click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
+    click.option("--model", "model_name", help="Model name [default: the wiki's own]."),
+    click.option("--ignore-gate", is_flag=True, help="Use the model even if it is not released."),
+    click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date."),
+    click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
+]
+
+
 @main.command()
 @with_options(dump_options[:1])
 @click.option("--dump", type=click.Path(dir_okay=False), required=True,
               help="MediaWiki XML dump (.bz2, .xz, .gz or plain).")
-@with_options(dump_options[1:])
+@with_options(dump_options[1:-1])
+@with_options(recommend_options)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json):
-    """The main job for one wiki: ingest, then every later stage that exists."""
+def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, pages, page_ids, titles_file, db, now, model_name,
+        ignore_gate, force, dry_run, as_json):
+    """The main job for one wiki: ingest → train → backtest and gate → recommend → database.
+    Up-to-date tables and models are reused (--force rebuilds them)."""
+    from pipeline.ingest.job import _file_identity
+    from pipeline.model import train as model_train
+
     started = time.time()
-    stages = {}
+    stages: dict[str, float] = {}
+    summary: dict = {"wiki": wiki}
     try:
-        config, result = _ingest(obj, wiki, dump, None, index, None, snapshot, allow_truncated)
-    except (ConfigError, DumpError) as exc:
+        flags = {"ingest": {"allow_truncated": True}} if allow_truncated else None
+        config = obj.config(wiki, flags)
+        warehouse = obj.warehouse(config)
+        manifest = warehouse.manifest(wiki) or {}
+        current = manifest.get("snapshots", {}).get(manifest.get("current_snapshot", ""), {})
+        source = current.get("source", {})
+        identity = {"path": os.path.abspath(dump), **_file_identity(dump)}
+        reuse = (not force and source.get("path") == identity["path"] and source.get("bytes") == identity.get("bytes")
+                 and source.get("mtime") == identity.get("mtime") and (snapshot is None or snapshot ==
+                                                                        manifest.get("current_snapshot")))
+        if reuse:
+            obj.say(f"linkrec: {dump} is already ingested (snapshot {manifest['current_snapshot']}); reusing it")
+            summary["ingest"] = {"reused": True, "snapshot": manifest["current_snapshot"],
+                                 "problems": current.get("problems", 0)}
+            incomplete = bool(current.get("problems")) and not (current.get("truncated") and allow_truncated)
+        else:
+            config, result = _ingest(obj, wiki, dump, None, index, None, snapshot, allow_truncated)
+            for line in _ingest_lines(result):
+                obj.say(line)
+            summary["ingest"] = result.summary()
+            incomplete = _incomplete_exit(config, result) != 0
+        stages["ingest"] = round(time.time() - started, 2)
+        if incomplete:
+            obj.say("linkrec: stopping after ingestion: the input is incomplete (see above); "
+                    "--allow-truncated continues with the complete pages")
+            summary["seconds_per_stage"] = stages
+            if as_json:
+                emit_json(summary)
+            sys.exit(EXIT_INCOMPLETE)
+        mark = time.time()
+        if model_name is None:
+            record = None if force else model_train.up_to_date_model(warehouse, config)
+            if record is not None:
+                obj.say(f"linkrec: model {wiki} {record['version']} is up to date; reusing it ({record['reason']})")
+                summary["train"] = {"reused": True, "version": record["version"], "released": record["released"]}
+            else:
+                trained = model_train.train(obj.spark(config), warehouse, config, force=force)
+                obj.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
+                summary["train"] = {"reused": False, **trained.summary()}
+        stages["train"] = round(time.time() - mark, 2)
+        mark = time.time()
+        summary["recommend"] = _recommend(obj, config, pages, page_ids, titles_file, db, now, model_name,
+                                          ignore_gate, force, dry_run)
+        stages["recommend"] = round(time.time() - mark, 2)
+    except (ConfigError, DumpError, model_train.ModelError) as exc:
         fail(str(exc))
-    stages["ingest"] = result.seconds
-    for line in _ingest_lines(result):
-        obj.say(line)
-    summary = {"wiki": wiki, "snapshot": result.snapshot, "ingest": result.summary(),
-               "seconds_per_stage": stages, "seconds": round(time.time() - started, 2)}
+    summary["seconds_per_stage"] = stages
+    summary["seconds"] = round(time.time() - started, 2)
     if as_json:
         emit_json(summary)
-    sys.exit(_incomplete_exit(config, result))
 
 
 @main.command("train")
@@ -348,17 +409,6 @@ def _write_rows(spark, sink, output: str, dry_run: bool, force: bool) -> dict:
     return dict(totals.__dict__)
 
 
-recommend_options = [
-    click.option("--pages", help="Page-id range A-B."),
-    click.option("--page-ids", help="Comma-separated page ids."),
-    click.option("--titles-file", type=click.Path(dir_okay=False), help="A file with one title per line."),
-    click.option("--db", help="sqlite:///path [default: <warehouse>/linkrec.db]."),
-    click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
-    click.option("--model", "model_name", help="Model name [default: the wiki's own]."),
-    click.option("--ignore-gate", is_flag=True, help="Use the model even if it is not released."),
-    click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date."),
-    click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
-]
 
 
 def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,

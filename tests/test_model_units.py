@@ -131,7 +131,8 @@ def test_gold_sentence_of_real_articles(wiki, title, sentence, links):
 def lookups_for(entries: dict[str, list[tuple[int, str, int]]]) -> Lookups:
     anchors = {key: AnchorEntry(targets, padded_kurtosis([t[2] for t in targets]), 0.5)
                for key, targets in entries.items()}
-    return Lookups(anchors, {1: frozenset({2}), 2: frozenset({1})}, 10)
+    # 1 and 2 link each other and share the neighbour 5
+    return Lookups(anchors, {1: frozenset({2, 5}), 2: frozenset({1, 5}), 5: frozenset({1, 2})}, 10)
 
 
 def test_candidates_skip_the_source_article_and_cap_targets():
@@ -139,7 +140,9 @@ def test_candidates_skip_the_source_article_and_cap_targets():
     found = sentence_candidates("We saw Paris.", lookups, source_id=1, per_anchor=1)
     assert [(c.text, c.target_id) for c in found] == [("Paris", 2)]
     assert found[0].features[:3] == (1.0, 9.0, 3.0)
-    assert found[0].features[5] > 0  # related through the link graph
+    assert found[0].features[5] > 0  # related through the shared neighbour, not through their own link
+    lonely = Lookups(lookups.anchors, {1: frozenset({2}), 2: frozenset({1})}, 10)
+    assert sentence_candidates("We saw Paris.", lonely, 1, 1)[0].features[5] == 0.0
 
 
 def test_choose_links_first_occurrence_once_per_target_in_order():

@@ -11,6 +11,8 @@ import Levenshtein
 from pipeline.text.matcher import AnchorMatcher, Match, word_count
 
 FEATURES = ["ngram", "freq", "ambig", "kurtosis", "similarity", "relatedness"]
+# bump when a feature's definition changes, so that models trained on the old one are retrained
+FEATURES_VERSION = 2
 KURTOSIS_PAD = 1000
 
 
@@ -79,11 +81,12 @@ class Lookups:
 
     def relatedness(self, source: int, target: int) -> float:
         """Milne–Witten over link neighbourhoods (in- and out-links, so that an article created
-        yesterday has one), each page counted in its own neighbourhood so a direct link counts."""
+        yesterday has one). A direct link between the two is left out: a training example's own
+        link would otherwise give its label away, and a recommended target is never linked yet."""
         if not self.use_relatedness:
             return 0.0
-        return milne_witten(self.neighbours.get(source, frozenset()) | {source},
-                            self.neighbours.get(target, frozenset()) | {target}, self.articles)
+        return milne_witten(self.neighbours.get(source, frozenset()) - {target},
+                            self.neighbours.get(target, frozenset()) - {source}, self.articles)
 
 
 @dataclass(frozen=True)

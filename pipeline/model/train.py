@@ -21,7 +21,15 @@ from pipeline import __version__
 from pipeline.config import Config
 from pipeline.ingest.dumpreader import SiteInfo
 from pipeline.model import tables
-from pipeline.model.features import FEATURES, AnchorEntry, Lookups, choose_links, padded_kurtosis, sentence_candidates
+from pipeline.model.features import (
+    FEATURES,
+    FEATURES_VERSION,
+    AnchorEntry,
+    Lookups,
+    choose_links,
+    padded_kurtosis,
+    sentence_candidates,
+)
 from pipeline.text.matcher import AnchorMatcher
 from pipeline.text.titles import TitleNormaliser
 
@@ -335,6 +343,27 @@ def model_root(warehouse, name: str) -> str:
     return f"{warehouse.root}/models/{name}"
 
 
+def model_config_sha(config: Config) -> str:
+    """What a trained model depends on besides its tables."""
+    relevant = {k: v for k, v in config.to_dict().items() if k in ("text", "dictionary", "model", "gate")}
+    relevant["features_version"] = FEATURES_VERSION
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def up_to_date_model(warehouse, config: Config, wikidata: str | None = None) -> dict | None:
+    """The wiki's LATEST model record when it was trained on the current tables with this config."""
+    text = warehouse.read_text(f"{model_root(warehouse, config.wiki)}/LATEST.json")
+    if text is None:
+        return None
+    record = json.loads(text)
+    snapshot = current_snapshot(warehouse, config.wiki)
+    if (record.get("snapshot") == snapshot
+            and record.get("tables_fingerprint") == tables_fingerprint(config, snapshot, wikidata)
+            and record.get("model_config") == model_config_sha(config)):
+        return record
+    return None
+
+
 def train(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False) -> TrainedModel:
     """Every stage for one wiki: tables, a model per protocol, backtests, gate, artifacts."""
     wiki = config.wiki
@@ -376,7 +405,8 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     path = f"{model_root(warehouse, wiki)}/{version}"
     _publish_files(warehouse, path, files)
     latest = {"name": wiki, "version": version, "released": released, "reason": reason, "wikis": [wiki],
-              "snapshot": snapshot, "trained_at": int(time.time()), "application_version": __version__}
+              "snapshot": snapshot, "trained_at": int(time.time()), "application_version": __version__,
+              "tables_fingerprint": table_stats["fingerprint"], "model_config": model_config_sha(config)}
     warehouse.write_text(f"{model_root(warehouse, wiki)}/LATEST.json", json.dumps(latest, indent=2, sort_keys=True))
     return TrainedModel(wiki, version, path, released, reason, curves, training)
 
