@@ -22,7 +22,11 @@ def linkrec(warehouse: str, *args: str) -> tuple[int, dict | None, str]:
     done = subprocess.run(["linkrec", "--quiet", "--warehouse", warehouse, *args, "--json"], capture_output=True,
                           text=True)
     lines = done.stdout.strip().splitlines()
-    return done.returncode, json.loads(lines[-1]) if lines else None, done.stderr.strip().splitlines()[-1:]
+    try:
+        summary = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        summary = None
+    return done.returncode, summary, done.stderr.strip().splitlines()[-1:]
 
 
 def at(summary: dict | None, protocol: str, key: str = "protocols") -> tuple:

@@ -55,7 +55,21 @@ class Warehouse:
         if not fs.rename(src, dst):
             raise OSError(f"cannot move {source} to {target}")
 
+    @staticmethod
+    def _local(path: str) -> str | None:
+        """The file-system path when `path` is local (plain I/O: no Hadoop .crc side files to go stale)."""
+        if "://" not in path:
+            return path
+        return path[len("file://"):] if path.startswith("file://") else None
+
     def write_text(self, path: str, text: str) -> None:
+        local = self._local(path)
+        if local is not None:
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with open(local + ".tmp", "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(local + ".tmp", local)  # readers never see half a file
+            return
         fs, p = self._fs(path)
         stream = fs.create(p, True)
         try:
@@ -64,6 +78,13 @@ class Warehouse:
             stream.close()
 
     def read_text(self, path: str) -> str | None:
+        local = self._local(path)
+        if local is not None:
+            try:
+                with open(local, encoding="utf-8") as handle:
+                    return handle.read()
+            except FileNotFoundError:
+                return None
         fs, p = self._fs(path)
         if not fs.exists(p):
             return None

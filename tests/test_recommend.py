@@ -1,0 +1,222 @@
+"""Recommendations: invariants on every article of every shared dump, eligibility rules, the CLI and
+the SQLite table."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mwparserfromhell.nodes import Text
+
+from pipeline.config import load_config
+from pipeline.ingest.dumpreader import Page, plan_chunks, read_chunk, read_siteinfo
+from pipeline.model import train as model_train
+from pipeline.recommend import eligibility as rules
+from pipeline.recommend.engine import EngineSettings, finish, prepare
+from pipeline.recommend.job import article_titles
+from pipeline.text.matcher import char_classes, is_boundary
+from pipeline.text.titles import TitleNormaliser
+from pipeline.text.wikilinks import extract_links, parse
+from pipeline.warehouse import Warehouse
+from tests.conftest import DUMPS, last_json, run_cli
+
+
+@pytest.fixture(scope="module")
+def ltg_model(ingested, warehouse_dir):
+    result = run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = last_json(result.stdout)
+    return (warehouse_dir / "models" / "ltgwiki" / summary["version"] / "model.json").read_bytes()
+
+
+def top_level_text_spans(wikitext):
+    spans, offset = [], 0
+    for node in parse(wikitext).nodes:
+        text = str(node)
+        if isinstance(node, Text):
+            spans.append((offset, offset + len(text), text))
+        offset += len(text)
+    return spans
+
+
+@pytest.mark.parametrize("wiki", sorted(DUMPS))
+def test_invariants_on_every_article(spark, ingested, warehouse_dir, ltg_model, wiki):
+    """A permissive setting (score ≥ 0.3, one link is a task) so that many links are checked."""
+    config = load_config(wiki, overrides=("recommend.minimum_link_score=0.3", "recommend.minimum_links_per_task=1"))
+    warehouse = Warehouse(spark, str(warehouse_dir))
+    model_train.build_tables(spark, warehouse, config)
+    lookups = model_train.load_lookups(warehouse, config, "reference")
+    snapshot = model_train.current_snapshot(warehouse, wiki)
+    titles = article_titles(warehouse, wiki, snapshot)
+    normaliser = TitleNormaliser.from_siteinfo(read_siteinfo(str(DUMPS[wiki])))
+    settings = EngineSettings.from_config(config)
+    booster = model_train.booster_from_bytes(ltg_model)
+    articles = {title: page_id for title, page_id in titles.items()}
+    checked_links = checked_pages = 0
+    for chunk in plan_chunks(str(DUMPS[wiki]), 1 << 30):
+        for page in read_chunk(chunk):
+            if not isinstance(page, Page) or page.namespace != 0 or page.redirect_target:
+                continue
+            prepared = prepare(page.wikitext, page.page_id, lookups, titles, normaliser, settings)
+            scores = model_train.predict(booster, [c.features for c, _ in prepared.candidates])
+            links = finish(prepared, scores.tolist(), settings)
+            checked_pages += 1
+            if not links:
+                continue
+            text = page.wikitext
+            spans = top_level_text_spans(text)
+            already = {titles.get(link.target_title) for link in extract_links(text, normaliser, config.text.link_trail)
+                       if link.kind == "link" and link.target_title}
+            assert 1 <= len(links) <= settings.maximum_links_per_task
+            assert [link["link_index"] for link in links] == list(range(len(links)))
+            assert [link["wikitext_offset"] for link in links] == sorted(link["wikitext_offset"] for link in links)
+            targets = [link["link_target"] for link in links]
+            assert len(set(targets)) == len(targets)
+            for link in links:
+                assert set(link) == {"link_text", "link_target", "match_index", "wikitext_offset", "score",
+                                     "context_before", "context_after", "link_index"}
+                start, anchor = link["wikitext_offset"], link["link_text"]
+                end = start + len(anchor)
+                assert text[start:end] == anchor
+                node = [s for s in spans if s[0] <= start and end <= s[1]]
+                assert len(node) == 1, (page.title, anchor)  # inside one top-level text node
+                classes = char_classes(text)
+                assert is_boundary(classes, start) and is_boundary(classes, end), (page.title, anchor)
+                before = sum(s[2].count(anchor) for s in spans if s[1] <= node[0][0])
+                assert link["match_index"] == before + text[node[0][0]:start].count(anchor)
+                target_id = articles.get(link["link_target"])
+                assert target_id is not None  # an existing article, never a red link
+                assert target_id != page.page_id and target_id not in already
+                assert settings.minimum_link_score <= link["score"] <= 1
+                assert text[start - len(link["context_before"]):start] == link["context_before"]
+                assert text[end:end + len(link["context_after"])] == link["context_after"]
+                checked_links += 1
+    assert checked_pages > 100
+    assert checked_links > (0 if wiki == "enwiki" else 50)
+
+
+def test_excluded_sections_and_lead_are_not_linked(spark, ingested, warehouse_dir, ltg_model):
+    config = load_config("ltgwiki", overrides=("recommend.minimum_link_score=0.0", "recommend.minimum_links_per_task=1",
+                                               "recommend.exclude_lead=true"))
+    warehouse = Warehouse(spark, str(warehouse_dir))
+    lookups = model_train.load_lookups(warehouse, config, "reference")
+    normaliser = TitleNormaliser({0: ""})
+    anchor = next(iter(lookups.anchors))
+    text = f"{anchor} here.\n== Nūruodis ==\n{anchor} there.\n== Lits ==\n{anchor} again."
+    settings = EngineSettings(0.0, 10, 1, frozenset({"nūruodis"}), True, "", 10)
+    prepared = prepare(text, 10**9, lookups, {}, normaliser, settings)
+    positions = {c.match.start + prepared.segments[i].offset for c, i in prepared.candidates}
+    assert positions == {text.index(f"{anchor} again")}
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("overrides, change, reason", [
+    ((), {}, None),
+    ((), {"namespace": 4}, rules.NOT_MAIN_NAMESPACE),
+    ((), {"redirect_target": "Latgola"}, rules.REDIRECT),
+    ((), {"wikitext": "x __DISAMBIG__"}, rules.DISAMBIGUATION),
+    ((), {"revision_timestamp": NOW - timedelta(hours=2)}, rules.EDITED_RECENTLY),
+    (("recommend.minimum_word_count=10000",), {}, rules.TOO_FEW_WORDS),
+    (("recommend.maximum_word_count=5",), {}, rules.TOO_MANY_WORDS),
+    (("recommend.excluded_templates=['Infobox persona']",), {"wikitext": "{{infobox_persona|x=1}} text"},
+     rules.EXCLUDED_TEMPLATE),
+    (("recommend.excluded_categories=['Latgaļu rakstnīki']",),
+     {"wikitext": "text [[Kategoreja:Latgaļu rakstnīki]]"}, rules.EXCLUDED_CATEGORY),
+    (("recommend.excluded_categories=['Latgaļu rakstnīki']",),
+     {"wikitext": "text [[:Kategoreja:Latgaļu rakstnīki]]"}, None),
+])
+def test_every_eligibility_rule(overrides, change, reason):
+    config = load_config("ltgwiki", overrides=overrides)
+    normaliser = TitleNormaliser.from_siteinfo(read_siteinfo(str(DUMPS["ltgwiki"])))
+    check = rules.Eligibility(config.recommend, normaliser, {77})
+    page = {"page_id": 5, "namespace": 0, "redirect_target": None,
+            "wikitext": "Latgola ir vēsturisks nūvods ar daudzim ezerim i upem.",
+            "revision_timestamp": NOW - timedelta(days=30), **change}
+    assert check.reason(page["page_id"], page["namespace"], page["redirect_target"], page["wikitext"],
+                        page["revision_timestamp"], NOW) == reason
+    assert check.reason(77, 0, None, "text", NOW - timedelta(days=30), NOW) == rules.DISAMBIGUATION
+
+
+def test_recommend_writes_the_contract_table_and_reruns_change_nothing(ingested, warehouse_dir, ltg_model, tmp_path):
+    db = tmp_path / "wiki.db"
+    args = ["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--db", f"sqlite:///{db}",
+            "--now", "2026-01-01T00:00:00Z", "--json"]
+    first = run_cli(args)
+    assert first.exit_code == 0, first.stderr
+    summary = last_json(first.stdout)
+    assert summary["pages_read"] == 2004
+    assert summary["skipped"]["not_main_namespace"] == 954 and summary["skipped"]["redirect"] == 147
+    assert summary["eligible"] == summary["with_links"] + summary["null_rows"]
+    connection = sqlite3.connect(db)
+    rows = connection.execute("SELECT gelr_revision, gelr_page, gelr_data FROM growthexperiments_link_recommendations"
+                              ).fetchall()
+    tasks = [r for r in rows if r[2] is not None]
+    assert len(tasks) == summary["with_links"] and len(rows) == summary["eligible"]
+    data = json.loads(tasks[0][2])
+    assert set(data["meta"]) == {"application_version", "dataset_checksums", "format_version", "task_timestamp"}
+    assert data["meta"]["task_timestamp"] == 1767225600 and len(data["meta"]["dataset_checksums"]["model"]) == 64
+    assert all(2 <= len(json.loads(r[2])["links"]) <= 10 for r in tasks)
+    again = last_json(run_cli(args).stdout)
+    assert again["database"]["unchanged"] == len(rows)
+    assert again["database"]["rows_written"] == again["database"]["null_rows_written"] == 0
+
+
+def test_submissions_skip_revisions_and_drop_twice_rejected_targets(ingested, warehouse_dir, ltg_model, tmp_path):
+    db = tmp_path / "wiki.db"
+    args = ["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--db", f"sqlite:///{db}",
+            "--now", "2026-01-01T00:00:00Z", "--json"]
+    run_cli(args)
+    connection = sqlite3.connect(db)
+    rows = [r for r in connection.execute("SELECT gelr_revision, gelr_page, gelr_data FROM "
+                                          "growthexperiments_link_recommendations WHERE gelr_data IS NOT NULL")]
+    (rev_a, page_a, _), (rev_b, page_b, data_b) = rows[0], rows[1]
+    target_title = json.loads(data_b)["links"][0]["link_target"]
+    target = run_target_id(warehouse_dir, target_title)
+    with connection:
+        connection.execute("DELETE FROM growthexperiments_link_recommendations WHERE gelr_page IN (?, ?)",
+                           (page_a, page_b))
+        connection.execute("INSERT INTO growthexperiments_link_submissions VALUES (?, 1, 0, 1, ?, NULL, 1, 'a')",
+                           (rev_a, page_a))
+        for user in (1, 2):
+            connection.execute("INSERT INTO growthexperiments_link_submissions VALUES (?, ?, ?, 1, ?, NULL, ?, 'r')",
+                               (rev_b - user, target, user, page_b, user))
+    run_cli(args)
+    assert connection.execute("SELECT COUNT(*) FROM growthexperiments_link_recommendations WHERE gelr_page = ?",
+                              (page_a,)).fetchone()[0] == 0
+    row = connection.execute("SELECT gelr_data FROM growthexperiments_link_recommendations WHERE gelr_page = ?",
+                             (page_b,)).fetchone()
+    assert row is not None
+    assert row[0] is None or target_title not in [link["link_target"] for link in json.loads(row[0])["links"]]
+
+
+def run_target_id(warehouse_dir, title):
+    import pyarrow.parquet as pq
+
+    titles = pq.read_table(str(warehouse_dir / "titles" / "wiki=ltgwiki")).to_pandas()
+    return int(titles[titles.title == title].page_id.iloc[0])
+
+
+def test_gate_refuses_an_unreleased_model(ingested, warehouse_dir, ltg_model, tmp_path):
+    latest = warehouse_dir / "models" / "ltgwiki" / "LATEST.json"
+    record = json.loads(latest.read_text())
+    latest.write_text(json.dumps({**record, "released": False, "reason": "not released: test"}))
+    try:
+        args = ["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--db",
+                f"sqlite:///{tmp_path / 'x.db'}", "--page-ids", "125"]
+        refused = run_cli(args)
+        assert refused.exit_code == 1 and "is not released for ltgwiki" in refused.stderr
+        assert run_cli(args + ["--ignore-gate"]).exit_code == 0
+    finally:
+        latest.write_text(json.dumps(record))
+
+
+def test_dry_run_writes_nothing(ingested, warehouse_dir, ltg_model, tmp_path):
+    result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--pages", "1-200",
+                      "--dry-run", "--json"])
+    summary = last_json(result.stdout)
+    assert summary["dry_run"] and "database" not in summary and summary["pages_read"] > 0
+    assert not (warehouse_dir / "linkrec.db").exists()
