@@ -462,5 +462,31 @@ def recommend_command(obj: Context, wiki, pages, page_ids, titles_file, db, now,
         emit_json(summary)
 
 
+@main.group("bench")
+def bench_group():
+    """Benchmarks that print figures (not tests)."""
+
+
+@bench_group.command("speed")
+@click.option("--wiki", required=True, help="A wiki with an ingested snapshot and a trained model.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@click.pass_obj
+def bench_speed(obj: Context, wiki, as_json):
+    """Articles per second per core: mwparserfromhell.parse alone, the engine, the Spark recommend job."""
+    from pipeline.bench import speed
+    from pipeline.model.train import ModelError
+
+    try:
+        config = obj.config(wiki)
+        result = speed(obj.spark(config), obj.warehouse(config), config, _now(None))
+    except (ConfigError, ModelError) as exc:
+        fail(str(exc))
+    click.echo(f"{wiki}: {result['articles']} articles; parse only {result['parse_articles_per_s']}/s, "
+               f"engine {result['engine_articles_per_s']}/s, Spark job {result['spark_articles_per_s']}/s per core "
+               f"({result['cores']} cores)", err=as_json)
+    if as_json:
+        emit_json(result)
+
+
 if __name__ == "__main__":
     main()

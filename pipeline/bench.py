@@ -1,0 +1,61 @@
+"""`linkrec bench speed`: articles per second per core for parsing alone, the per-article engine and
+the whole Spark recommend job, on the same articles. Figures, not tests."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import mwparserfromhell
+from pyspark.sql import functions as F
+
+from pipeline.config import Config
+from pipeline.model import train as model_train
+from pipeline.recommend.engine import EngineSettings, finish, prepare
+from pipeline.recommend.job import Selection, article_titles, recommend
+from pipeline.text.titles import TitleNormaliser
+
+
+def speed(spark, warehouse, config: Config, now) -> dict:
+    wiki = config.wiki
+    snapshot = model_train.current_snapshot(warehouse, wiki)
+    record, boosters = model_train.load_model(warehouse, wiki)
+    pages = warehouse.read("pages", wiki, snapshot)
+    articles = [(r.page_id, r.wikitext) for r in pages.where((F.col("namespace") == 0)
+                                                             & F.col("redirect_target").isNull())
+                .select("page_id", "wikitext").orderBy("page_id").toLocalIterator()]
+    started = time.perf_counter()
+    for _, wikitext in articles:
+        mwparserfromhell.parse(wikitext)
+    parse_seconds = time.perf_counter() - started
+
+    lookups = model_train.load_lookups(warehouse, config, "reference")
+    titles = article_titles(warehouse, wiki, snapshot)
+    normaliser = TitleNormaliser.from_siteinfo(model_train.siteinfo_of(warehouse, wiki, snapshot), config.text.case)
+    settings = EngineSettings.from_config(config)
+    booster = model_train.booster_from_bytes(boosters["reference"])
+    links = 0
+    started = time.perf_counter()
+    for batch in range(0, len(articles), 200):
+        prepared = [prepare(text, page_id, lookups, titles, normaliser, settings)
+                    for page_id, text in articles[batch:batch + 200]]
+        scores = model_train.predict(booster, [c.features for p in prepared for c, _ in p.candidates]).tolist()
+        at = 0
+        for item in prepared:
+            links += len(finish(item, scores[at:at + len(item.candidates)], settings))
+            at += len(item.candidates)
+    engine_seconds = time.perf_counter() - started
+
+    cores = spark.sparkContext.defaultParallelism or os.cpu_count() or 1
+    started = time.perf_counter()
+    result = recommend(spark, warehouse, config, Selection(), now, ignore_gate=True)
+    spark_seconds = time.perf_counter() - started
+    n = len(articles)
+    return {
+        "wiki": wiki, "articles": n, "model": record["version"], "cores": cores, "links": links,
+        "parse_articles_per_s": round(n / parse_seconds, 1),
+        "engine_articles_per_s": round(n / engine_seconds, 1),
+        # the job also reads every page and writes its table; per core, as the reference was measured
+        "spark_articles_per_s": round(n / spark_seconds / cores, 1),
+        "spark_pages_read": result.pages,
+    }
