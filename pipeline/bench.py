@@ -16,10 +16,10 @@ from pipeline.recommend.job import Selection, article_titles, recommend
 from pipeline.text.titles import TitleNormaliser
 
 
-def speed(spark, warehouse, config: Config, now) -> dict:
+def speed(spark, warehouse, config: Config, now, model_name: str | None = None) -> dict:
     wiki = config.wiki
     snapshot = model_train.current_snapshot(warehouse, wiki)
-    record, boosters = model_train.load_model(warehouse, wiki)
+    record, boosters = model_train.load_model(warehouse, model_name or wiki)
     pages = warehouse.read("pages", wiki, snapshot)
     articles = [(r.page_id, r.wikitext) for r in pages.where((F.col("namespace") == 0)
                                                              & F.col("redirect_target").isNull())
@@ -48,7 +48,7 @@ def speed(spark, warehouse, config: Config, now) -> dict:
 
     cores = spark.sparkContext.defaultParallelism or os.cpu_count() or 1
     started = time.perf_counter()
-    result = recommend(spark, warehouse, config, Selection(), now, ignore_gate=True)
+    result = recommend(spark, warehouse, config, Selection(), now, model_name, ignore_gate=True)
     spark_seconds = time.perf_counter() - started
     n = len(articles)
     return {

@@ -469,16 +469,17 @@ def bench_group():
 
 @bench_group.command("speed")
 @click.option("--wiki", required=True, help="A wiki with an ingested snapshot and a trained model.")
+@click.option("--model", "model_name", help="Model name [default: the wiki's own].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def bench_speed(obj: Context, wiki, as_json):
+def bench_speed(obj: Context, wiki, model_name, as_json):
     """Articles per second per core: mwparserfromhell.parse alone, the engine, the Spark recommend job."""
     from pipeline.bench import speed
     from pipeline.model.train import ModelError
 
     try:
         config = obj.config(wiki)
-        result = speed(obj.spark(config), obj.warehouse(config), config, _now(None))
+        result = speed(obj.spark(config), obj.warehouse(config), config, _now(None), model_name)
     except (ConfigError, ModelError) as exc:
         fail(str(exc))
     click.echo(f"{wiki}: {result['articles']} articles; parse only {result['parse_articles_per_s']}/s, "
