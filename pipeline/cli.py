@@ -192,6 +192,9 @@ recommend_options = [
     click.option("--ignore-gate", is_flag=True, help="Use the model even if it is not released."),
     click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date."),
     click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
+    click.option("--lookups", "lookups_path", type=click.Choice(["broadcast", "join"]), default="broadcast",
+                 show_default=True, help="How the dictionary, link graph and titles reach the tasks: broadcast "
+                                         "(small wikis) or joins (when they would not fit an executor)."),
 ]
 
 
@@ -204,7 +207,7 @@ recommend_options = [
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
 def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, pages, page_ids, titles_file, db, now, model_name,
-        ignore_gate, force, dry_run, as_json):
+        ignore_gate, force, dry_run, lookups_path, as_json):
     """The main job for one wiki: ingest → train → backtest and gate → recommend → database.
     Up-to-date tables and models are reused (--force rebuilds them)."""
     from pipeline.ingest.job import _file_identity
@@ -256,7 +259,7 @@ def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, pages, page_
         stages["train"] = round(time.time() - mark, 2)
         mark = time.time()
         summary["recommend"] = _recommend(obj, config, pages, page_ids, titles_file, db, now, model_name,
-                                          ignore_gate, force, dry_run)
+                                          ignore_gate, force, dry_run, lookups_path)
         stages["recommend"] = round(time.time() - mark, 2)
     except (ConfigError, DumpError, model_train.ModelError) as exc:
         fail(str(exc))
@@ -412,7 +415,7 @@ def _write_rows(spark, sink, output: str, dry_run: bool, force: bool) -> dict:
 
 
 def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
-               dry_run) -> dict:
+               dry_run, lookups_path="broadcast") -> dict:
     from pipeline.recommend.job import recommend
 
     selection = _selection(pages, page_ids, titles_file)
@@ -429,7 +432,8 @@ def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, n
     spark = obj.spark(config)
     warehouse = obj.warehouse(config)
     obj.say(f"linkrec: recommending for {config.wiki} …")
-    result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted, rejected)
+    result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted, rejected,
+                       lookups_path)
     summary = result.summary()
     if sink is not None:
         summary["database"] = _write_rows(spark, sink, result.output, dry_run, force)
@@ -448,14 +452,14 @@ def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, n
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
 def recommend_command(obj: Context, wiki, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
-                      dry_run, as_json):
+                      dry_run, lookups_path, as_json):
     """Compute link recommendations for the selected pages (default: all) and write them."""
     from pipeline.model.train import ModelError
 
     try:
         config = obj.config(wiki)
         summary = _recommend(obj, config, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
-                             dry_run)
+                             dry_run, lookups_path)
     except (ConfigError, ModelError) as exc:
         fail(str(exc))
     if as_json:

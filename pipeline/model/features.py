@@ -37,12 +37,16 @@ def similarity(anchor: str, title: str) -> float:
 
 def milne_witten(a: frozenset, b: frozenset, articles: int) -> float:
     """Milne–Witten relatedness of two pages from their link neighbourhoods, in [0, 1]."""
-    if not a or not b or articles < 2:
+    if not a or not b:
         return 0.0
-    common = len(a & b) if len(a) < len(b) else len(b & a)
-    if common == 0:
+    return milne_witten_counts(len(a), len(b), len(a & b) if len(a) < len(b) else len(b & a), articles)
+
+
+def milne_witten_counts(size_a: int, size_b: int, common: int, articles: int) -> float:
+    """The same from the neighbourhood sizes and their overlap (what a join computes)."""
+    if size_a <= 0 or size_b <= 0 or common <= 0 or articles < 2:
         return 0.0
-    big, small = max(len(a), len(b)), min(len(a), len(b))
+    big, small = max(size_a, size_b), min(size_a, size_b)
     denominator = math.log(articles) - math.log(small)
     if denominator <= 0:
         return 1.0

@@ -127,12 +127,59 @@ def run_partition(rows, context_broadcast):
         yield from flush()
 
 
+def eligibility_rows(rows, context_broadcast):
+    """The join path's first step: the reason of every page (None: eligible), with what later steps need."""
+    context: Context = context_broadcast.value
+    check = rules.Eligibility(context.recommend_config, context.normaliser, context.disambiguation_ids)
+    for row in rows:
+        timestamp = row.revision_timestamp.replace(tzinfo=UTC)
+        reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now)
+        if reason is None and row.revision_id in context.submitted_revisions:
+            reason = rules.HAS_SUBMISSION
+        yield (row.page_id, row.revision_id, reason, row.wikitext if reason is None else None)
+
+
+ELIGIBILITY_SCHEMA = T.StructType([
+    T.StructField("page_id", T.LongType()), T.StructField("revision_id", T.LongType()),
+    T.StructField("reason", T.StringType()), T.StructField("wikitext", T.StringType()),
+])
+
+
+def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pages, snapshot: str, shards: int):
+    from pipeline.recommend import joinpath
+
+    wiki = config.wiki
+    checked = spark.createDataFrame(pages.rdd.mapPartitions(lambda part: eligibility_rows(part, broadcast)),
+                                    ELIGIBILITY_SCHEMA, verifySchema=False).cache()
+    skipped = checked.where(F.col("reason").isNotNull()).select(
+        F.lit(wiki).alias("wiki"), "page_id", "revision_id", F.lit(None).cast("string").alias("gelr_data"), "reason",
+        F.lit(0).alias("links"))
+    titles = (warehouse.read("titles", wiki, snapshot)
+              .where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull())
+              .select("title", "resolved_page_id"))
+    joined = joinpath.candidates_by_join(
+        spark, checked.where(F.col("reason").isNull()).select("page_id", "revision_id", "wikitext"),
+        warehouse.read("dictionary_reference", wiki, snapshot), warehouse.read("graph_reference", wiki, snapshot),
+        titles, context.normaliser, context.settings, config.text.language, shards)
+    articles = context.lookups.articles
+    use_relatedness = config.model.relatedness
+    scored = joined.rdd.mapPartitions(lambda part: joinpath.finish_rows(
+        part, broadcast, articles, use_relatedness, predict, booster_from_bytes, rules.OK, rules.TOO_FEW_LINKS,
+        _gelr_data))
+    return spark.createDataFrame(scored, OUTPUT_SCHEMA, verifySchema=False).unionByName(skipped)
+
+
 def article_titles(warehouse, wiki: str, snapshot: str) -> dict[str, int]:
     """Display title → main-namespace article id, redirects resolved."""
     titles = warehouse.read("titles", wiki, snapshot)
     rows = titles.where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull()).select(
         "title", "resolved_page_id")
     return {r.title: int(r.resolved_page_id) for r in rows.toLocalIterator()}
+
+
+@dataclass(frozen=True)
+class _ArticleCount:
+    articles: int
 
 
 @dataclass
@@ -160,7 +207,10 @@ class RecommendResult:
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, model_name: str | None = None,
               ignore_gate: bool = False, submitted_revisions: set[int] | None = None,
-              rejected: dict[int, set[int]] | None = None) -> RecommendResult:
+              rejected: dict[int, set[int]] | None = None, lookups_path: str = "broadcast",
+              shards: int = 4) -> RecommendResult:
+    """`lookups_path`: "broadcast" sends the dictionary, graph and titles to every task; "join" keeps
+    them as tables and joins (for wikis whose lookups would not fit an executor)."""
     started = time.time()
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
@@ -171,10 +221,13 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         raise ModelError(f"model {name} {record['version']} is not released for {wiki} "
                          f"({record.get('reason', 'gate failed')}); use --ignore-gate to use it anyway")
     checksums = json.loads(warehouse.read_text(f"{model_root(warehouse, name)}/{record['version']}/checksums.json"))
-    lookups = load_lookups(warehouse, config, "reference")
+    join = lookups_path == "join"
+    # the join path needs only the article count from the lookups, not the lookups themselves
+    lookups = _ArticleCount(warehouse.read("article_text", wiki, snapshot).count()) if join else load_lookups(
+        warehouse, config, "reference")
     excluded = warehouse.read("excluded_targets", wiki, snapshot)
     context = Context(
-        wiki=wiki, lookups=lookups, titles=article_titles(warehouse, wiki, snapshot),
+        wiki=wiki, lookups=lookups, titles={} if join else article_titles(warehouse, wiki, snapshot),
         normaliser=TitleNormaliser.from_siteinfo(siteinfo_of(warehouse, wiki, snapshot), config.text.case),
         settings=EngineSettings.from_config(config), recommend_config=config.recommend,
         disambiguation_ids={int(r.page_id) for r in excluded.where(F.col("reason") == "disambiguation").collect()},
@@ -184,10 +237,15 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         now=now, submitted_revisions=submitted_revisions or set(), rejected=rejected or {})
     broadcast = spark.sparkContext.broadcast(context)
     pages = selection.apply(warehouse.read("pages", wiki, snapshot))
-    rows = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id", "revision_timestamp",
-                        "wikitext").rdd.mapPartitions(lambda part: run_partition(part, broadcast))
+    pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id", "revision_timestamp",
+                         "wikitext")
+    if join:
+        frame = _join_path(spark, warehouse, config, context, broadcast, pages, snapshot, shards)
+    else:
+        frame = spark.createDataFrame(pages.rdd.mapPartitions(lambda part: run_partition(part, broadcast)),
+                                      OUTPUT_SCHEMA, verifySchema=False)
     output = f"{warehouse.root}/recommendations/wiki={wiki}/run={now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    spark.createDataFrame(rows, OUTPUT_SCHEMA, verifySchema=False).write.mode("overwrite").parquet(output)
+    frame.write.mode("overwrite").parquet(output)
     broadcast.unpersist()
     written = spark.read.parquet(output)
     reasons = Counter({r.reason: r["count"] for r in written.groupBy("reason").count().collect()})
