@@ -190,7 +190,8 @@ recommend_options = [
     click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
     click.option("--model", "model_name", help="Model name [default: the wiki's own]."),
     click.option("--ignore-gate", is_flag=True, help="Use the model even if it is not released."),
-    click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date."),
+    click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date, and rewrite "
+                                               "rows even when unchanged."),
     click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
     click.option("--lookups", "lookups_path", type=click.Choice(["broadcast", "join"]), default="broadcast",
                  show_default=True, help="How the dictionary, link graph and titles reach the tasks: broadcast "
@@ -389,7 +390,7 @@ def _write_rows(spark, sink, output: str, dry_run: bool, force: bool) -> dict:
     batch: list = []
 
     def flush():
-        counts = sink.write(batch)
+        counts = sink.write(batch, force)
         for key in totals.__dict__:
             setattr(totals, key, getattr(totals, key) + getattr(counts, key))
         batch.clear()

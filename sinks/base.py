@@ -42,7 +42,7 @@ class SinkCounts:
 
 
 class Sink:
-    def write(self, results: list[PageResult]) -> SinkCounts:
+    def write(self, results: list[PageResult], force: bool = False) -> SinkCounts:
         raise NotImplementedError
 
     def finish(self) -> None:

@@ -63,7 +63,8 @@ class SqliteSink(Sink):
                 out.setdefault(page, set()).add(target)
         return out
 
-    def write(self, results: list[PageResult]) -> SinkCounts:
+    def write(self, results: list[PageResult], force: bool = False) -> SinkCounts:
+        """One transaction per batch; `force` rewrites rows even when they are unchanged."""
         counts = SinkCounts()
         with self.connection:  # one transaction per batch
             submitted = self.submitted_revisions([r.revision_id for r in results if not r.remove])
@@ -82,7 +83,7 @@ class SqliteSink(Sink):
                 current = self.connection.execute(
                     "SELECT gelr_page, gelr_data FROM growthexperiments_link_recommendations WHERE gelr_revision = ?",
                     (result.revision_id,)).fetchone()
-                if current is not None and current[0] == result.page_id and same_recommendation(
+                if not force and current is not None and current[0] == result.page_id and same_recommendation(
                         current[1], result.gelr_data):
                     counts.unchanged += 1
                     continue
