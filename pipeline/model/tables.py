@@ -27,7 +27,7 @@ from pipeline.text.wikilinks import parse
 
 PROTOCOLS = ("reference", "leakage_free")
 # bump when the layout or meaning of a model table changes, so that old tables are rebuilt
-TABLES_VERSION = 2
+TABLES_VERSION = 3
 
 ARTICLE_TEXT_SCHEMA = T.StructType([
     T.StructField("page_id", T.LongType(), False),
@@ -82,11 +82,15 @@ def article_links(links: DataFrame, config: Config, excluded: DataFrame) -> Data
     keyed = usable.select("source_page_id", "offset", key("anchor").alias("anchor_key"),
                           F.col("resolved_page_id").alias("target_page_id"),
                           F.col("resolved_title").alias("target_title"))
-    keep = F.col("anchor_key") != ""
-    for pattern in config.dictionary.excluded_anchor_patterns:
-        keep = keep & ~F.col("anchor_key").rlike(pattern)
-    keyed = keyed.where(keep)
+    # the configured patterns are Python regexes (\d matches every script's digits), so match in Python
+    excluded_anchor = _matches_any(config.dictionary.excluded_anchor_patterns)
+    keyed = keyed.where((F.col("anchor_key") != "") & ~excluded_anchor("anchor_key"))
     return keyed.join(excluded.select(F.col("page_id").alias("target_page_id")), "target_page_id", "left_anti")
+
+
+def _matches_any(patterns: list[str]):
+    compiled = [re.compile(p) for p in patterns]
+    return F.udf(lambda text: text is not None and any(p.search(text) for p in compiled), T.BooleanType())
 
 
 def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
@@ -103,17 +107,15 @@ def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
     magic = pages.where((F.col("namespace") == 10) & F.col("wikitext").contains("__DISAMBIG__")).select("title")
     names |= {row.title.split(":", 1)[1] for row in magic.collect() if ":" in row.title}
     folded = sorted({n[:1].lower() + n[1:] for n in names} | {n[:1].upper() + n[1:] for n in names})
-    template = "|".join(re.escape(n).replace(r"\ ", "[ _]") for n in folded)
+    template = "|".join("[ _]+".join(re.escape(part) for part in n.split()) for n in folded)
     disambiguation_rule = F.col("wikitext").contains("__DISAMBIG__")
     if template:
         disambiguation_rule = disambiguation_rule | F.col("wikitext").rlike(r"\{\{\s*(" + template + r")\s*[|}]")
     disambiguation = (pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()
                                   & disambiguation_rule)
                       .select("page_id").withColumn("reason", F.lit("disambiguation")))
-    date_rule = F.lit(False)
-    for pattern in config.dictionary.date_title_patterns:
-        date_rule = date_rule | F.col("title").rlike(pattern)
-    dates = articles.where(date_rule).select("page_id").withColumn("reason", F.lit("date_title"))
+    is_date = _matches_any(config.dictionary.date_title_patterns)
+    dates = articles.where(is_date("title")).select("page_id").withColumn("reason", F.lit("date_title"))
     return disambiguation.unionByName(dates).dropDuplicates(["page_id"])
 
 
