@@ -82,6 +82,15 @@ def _gelr_data(links: list[dict], meta: dict) -> str:
     return json.dumps({"links": links, "meta": meta}, ensure_ascii=False, separators=(",", ":"))
 
 
+def _reason(check: rules.Eligibility, row, context: Context) -> str | None:
+    """Why the page gets no evaluation (None: it is eligible)."""
+    timestamp = row.revision_timestamp.replace(tzinfo=UTC)
+    reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now)
+    if reason is None and row.revision_id in context.submitted_revisions:
+        return rules.HAS_SUBMISSION
+    return reason
+
+
 def run_partition(rows, context_broadcast):
     """Eligibility, then candidates of up to BATCH_ARTICLES articles scored in one model call."""
     context: Context = context_broadcast.value
@@ -106,10 +115,7 @@ def run_partition(rows, context_broadcast):
         pending.clear()
 
     for row in rows:
-        timestamp = row.revision_timestamp.replace(tzinfo=UTC)
-        reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now)
-        if reason is None and row.revision_id in context.submitted_revisions:
-            reason = rules.HAS_SUBMISSION
+        reason = _reason(check, row, context)
         if reason is not None:
             yield (context.wiki, row.page_id, row.revision_id, None, reason, 0)
             continue
@@ -132,10 +138,7 @@ def eligibility_rows(rows, context_broadcast):
     context: Context = context_broadcast.value
     check = rules.Eligibility(context.recommend_config, context.normaliser, context.disambiguation_ids)
     for row in rows:
-        timestamp = row.revision_timestamp.replace(tzinfo=UTC)
-        reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now)
-        if reason is None and row.revision_id in context.submitted_revisions:
-            reason = rules.HAS_SUBMISSION
+        reason = _reason(check, row, context)
         yield (row.page_id, row.revision_id, reason, row.wikitext if reason is None else None)
 
 
