@@ -74,7 +74,7 @@ class DictionaryConfig:
     small_wiki_articles: int = 10000
     small_wiki_min_anchor_links: int = 1
     min_link_probability: float = 0.065
-    excluded_anchor_patterns: list[str] = field(default_factory=lambda: [r"^\d+$", r"^\d+[/-]\d+$"])
+    excluded_anchor_patterns: list[str] = field(default_factory=lambda: [r"^\d+$", r"^\d+[/-]\d+$", r"^\w$"])
     excluded_qids: list[str] = field(default_factory=list)
     extra_excluded_qids: list[str] = field(default_factory=list)
     disambiguation_templates: list[str] = field(default_factory=list)
