@@ -259,7 +259,7 @@ def test_golden_recommendations_of_real_articles(ingested, warehouse_dir, ltg_mo
 
 # Each wiki's own model on one of its articles, reviewed by eye: graffiti → English language and
 # painting; Paris → French language, Europe (from "Europeans"), Russia; the Bengali language → Europe
-# and the Moon; Vasant Panchami → its synonym, India, khichdi, Bihar, Holi; Albania → Russia and
+# and the Moon; Vasant Panchami → its synonym, India, khichdi, Bihar, Holi, Punjab, rice; Albania → Russia and
 # mythology. All are links an editor would accept.
 GOLDEN_BY_WIKI = {
     "hywiki": (1042, [("անգլերեն", "Անգլերեն", 977), ("նկարչություն", "Գեղանկարչություն", 5288)]),
@@ -267,7 +267,8 @@ GOLDEN_BY_WIKI = {
                     ("ロシア", "ロシア", 23952)]),
     "bnwiki": (608, [("ইউরোপে", "ইউরোপ", 8295), ("চাঁদ", "চাঁদ", 56894)]),
     "mrwiki": (5, [("ज्ञानपंचमी", "कार्तिक शुद्ध पंचमी", 808), ("भारताच्या", "भारत", 4237), ("खिचडी", "खिचडी", 4291),
-                   ("बिहार", "बिहार", 6731), ("होळी", "होळी", 7259)]),
+                   ("बिहार", "बिहार", 6731), ("होळी", "होळी", 7259), ("पंजाबात", "पंजाब", 11176),
+                   ("भात", "भात", 11235)]),
     "elwiki": (58, [("Ρωσία", "Ρωσία", 33986), ("μυθολογία", "Μυθολογία", 45621)]),
 }
 
