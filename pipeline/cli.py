@@ -382,7 +382,7 @@ def _open_sink(db: str):
     fail(f"--db {db!r}: expected sqlite:///path (MariaDB comes with the sinks issue)", 2)
 
 
-def _write_rows(spark, sink, output: str, dry_run: bool, force: bool) -> dict:
+def _write_rows(spark, sink, output: str, force: bool) -> dict:
     from pipeline.recommend import eligibility as rules
     from sinks.base import PageResult, SinkCounts
 
@@ -404,8 +404,7 @@ def _write_rows(spark, sink, output: str, dry_run: bool, force: bool) -> dict:
             result = PageResult(row.page_id, row.revision_id, None)
         else:
             result = PageResult(row.page_id, row.revision_id, None, remove=True)
-        if not dry_run:
-            batch.append(result)
+        batch.append(result)
         if len(batch) >= 500:
             flush()
     if batch:
@@ -422,14 +421,7 @@ def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, n
     selection = _selection(pages, page_ids, titles_file)
     moment = _now(now)
     sink = None if dry_run else _open_sink(db or _default_db(obj, config))
-    submitted = set()
-    rejected: dict = {}
-    if sink is not None:
-        with sink.connection:
-            submitted = {r for (r,) in sink.connection.execute(
-                "SELECT DISTINCT gels_revision FROM growthexperiments_link_submissions")}
-        rejected = sink.rejected_targets([r for (r,) in sink.connection.execute(
-            "SELECT DISTINCT gels_page FROM growthexperiments_link_submissions WHERE gels_feedback = 'r'")])
+    submitted, rejected = sink.submissions() if sink is not None else (set(), {})
     spark = obj.spark(config)
     warehouse = obj.warehouse(config)
     obj.say(f"linkrec: recommending for {config.wiki} …")
@@ -437,7 +429,7 @@ def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, n
                        lookups_path)
     summary = result.summary()
     if sink is not None:
-        summary["database"] = _write_rows(spark, sink, result.output, dry_run, force)
+        summary["database"] = _write_rows(spark, sink, result.output, force)
         sink.finish()
     summary["dry_run"] = dry_run
     obj.say(f"  {summary['pages_read']} pages, {summary['eligible']} eligible, {summary['with_links']} with links "

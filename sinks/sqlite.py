@@ -63,6 +63,14 @@ class SqliteSink(Sink):
                 out.setdefault(page, set()).add(target)
         return out
 
+    def submissions(self) -> tuple[set[int], dict[int, set[int]]]:
+        """Revisions that have a submission row, and per page the targets rejected twice or more."""
+        revisions = {r for (r,) in self.connection.execute(
+            "SELECT DISTINCT gels_revision FROM growthexperiments_link_submissions")}
+        pages = [p for (p,) in self.connection.execute(
+            "SELECT DISTINCT gels_page FROM growthexperiments_link_submissions WHERE gels_feedback = 'r'")]
+        return revisions, self.rejected_targets(pages)
+
     def write(self, results: list[PageResult], force: bool = False) -> SinkCounts:
         """One transaction per batch; `force` rewrites rows even when they are unchanged."""
         counts = SinkCounts()
