@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from pipeline.config import Config
 from pipeline.model import train as model_train
-from pipeline.recommend.engine import EngineSettings, finish, prepare
+from pipeline.recommend.engine import EngineSettings, finish_batch, prepare
 from pipeline.recommend.job import Selection, article_titles, recommend
 from pipeline.text.titles import TitleNormaliser
 
@@ -39,11 +39,8 @@ def speed(spark, warehouse, config: Config, now, model_name: str | None = None) 
     for batch in range(0, len(articles), 200):
         prepared = [prepare(text, page_id, lookups, titles, normaliser, settings)
                     for page_id, text in articles[batch:batch + 200]]
-        scores = model_train.predict(booster, [c.features for p in prepared for c, _ in p.candidates]).tolist()
-        at = 0
-        for item in prepared:
-            links += len(finish(item, scores[at:at + len(item.candidates)], settings))
-            at += len(item.candidates)
+        results = finish_batch(prepared, lambda f: model_train.predict(booster, f).tolist(), settings)
+        links += sum(len(result) for result in results)
     engine_seconds = time.perf_counter() - started
 
     cores = spark.sparkContext.defaultParallelism or os.cpu_count() or 1

@@ -297,7 +297,6 @@ class Bz2StreamsSource(ByteSource):
 
     def __init__(self, path: str, start: int, end: int):
         self.path, self.start, self.end = path, start, end
-        self.first_stream: int | None = None
         self.stream_starts: list[tuple[int, int]] = []  # (compressed offset, decompressed offset)
 
     def _first_stream(self, handle) -> int | None:
@@ -315,7 +314,6 @@ class Bz2StreamsSource(ByteSource):
             if position is None:
                 self.owned_end = 0
                 return
-            self.first_stream = position
             handle.seek(position)
             produced = 0
             decompressor = bz2.BZ2Decompressor()

@@ -132,6 +132,14 @@ def _read_wikidata(spark, path: str):
 # --- lookups --------------------------------------------------------------------------------------
 
 
+def article_count(warehouse, wiki: str) -> int:
+    """Main-namespace articles of the current snapshot, as counted when the model tables were built."""
+    stats = (warehouse.manifest(wiki) or {}).get("model_tables", {})
+    if "articles" not in stats:
+        raise ModelError(f"{wiki}: no model tables under {warehouse.root}; run `linkrec train --wiki {wiki}` first")
+    return int(stats["articles"])
+
+
 def load_lookups(warehouse, config: Config, protocol: str) -> Lookups:
     """The dictionary and link graph of one protocol, collected for broadcast to the tasks."""
     wiki = config.wiki
@@ -150,8 +158,8 @@ def load_lookups(warehouse, config: Config, protocol: str) -> Lookups:
     for row in warehouse.read(f"graph_{protocol}", wiki, snapshot).toLocalIterator():
         neighbours.setdefault(row.source_page_id, set()).add(row.target_page_id)
         neighbours.setdefault(row.target_page_id, set()).add(row.source_page_id)
-    articles = warehouse.read("article_text", wiki, snapshot).count()
-    return Lookups(anchors, {k: frozenset(v) for k, v in neighbours.items()}, articles, config.text.language,
+    return Lookups(anchors, {k: frozenset(v) for k, v in neighbours.items()}, article_count(warehouse, wiki),
+                   config.text.language,
                    config.model.relatedness)
 
 

@@ -130,3 +130,13 @@ def finish(prepared: PreparedArticle, scores, settings: EngineSettings) -> list[
             "link_index": position,
         })
     return links
+
+
+def finish_batch(prepared: list[PreparedArticle], score, settings: EngineSettings) -> list[list[dict]]:
+    """The links of many articles, their candidates scored in one call of `score` (features → scores)."""
+    scores = list(score([c.features for item in prepared for c, _ in item.candidates]))
+    out, at = [], 0
+    for item in prepared:
+        out.append(finish(item, scores[at:at + len(item.candidates)], settings))
+        at += len(item.candidates)
+    return out

@@ -17,6 +17,7 @@ from pipeline import __version__
 from pipeline.config import Config
 from pipeline.model.train import (
     ModelError,
+    article_count,
     booster_from_bytes,
     current_snapshot,
     load_lookups,
@@ -26,7 +27,7 @@ from pipeline.model.train import (
     siteinfo_of,
 )
 from pipeline.recommend import eligibility as rules
-from pipeline.recommend.engine import EngineSettings, finish, prepare
+from pipeline.recommend.engine import EngineSettings, finish_batch, prepare
 from pipeline.text.titles import TitleNormaliser
 
 OUTPUT_SCHEMA = T.StructType([
@@ -65,7 +66,8 @@ class Context:
     """Everything a task needs, broadcast once."""
 
     wiki: str
-    lookups: object
+    lookups: object  # None on the join path
+    articles: int
     titles: dict[str, int]
     normaliser: TitleNormaliser
     settings: EngineSettings
@@ -91,6 +93,35 @@ def _reason(check: rules.Eligibility, row, context: Context) -> str | None:
     return reason
 
 
+def output_rows(pairs: list, context: Context, booster):
+    """(page row, prepared article) pairs → output rows, all their candidates scored in one model call."""
+    results = finish_batch([prepared for _, prepared in pairs], lambda f: predict(booster, f).tolist(),
+                           context.settings)
+    for (row, _), links in zip(pairs, results, strict=True):
+        if links:
+            yield (context.wiki, row.page_id, row.revision_id, _gelr_data(links, context.meta), rules.OK, len(links))
+        else:
+            yield (context.wiki, row.page_id, row.revision_id, None, rules.TOO_FEW_LINKS, 0)
+
+
+def _rejected_kept_out(prepared, context: Context):
+    rejected = context.rejected.get(prepared.page_id)
+    if rejected:
+        prepared.linked_targets |= rejected  # rejected twice: never offered again on this page
+    return prepared
+
+
+def _joined_rows(rows, context_broadcast, use_relatedness: bool):
+    """The join path's last step: rebuild each article's candidates, then score as the broadcast path does."""
+    from pipeline.recommend.joinpath import prepared_from_row
+
+    context: Context = context_broadcast.value
+    booster = booster_from_bytes(context.model_raw)
+    pairs = [(row, _rejected_kept_out(prepared_from_row(row, context.articles, use_relatedness), context))
+             for row in rows]
+    yield from output_rows(pairs, context, booster)
+
+
 def run_partition(rows, context_broadcast):
     """Eligibility, then candidates of up to BATCH_ARTICLES articles scored in one model call."""
     context: Context = context_broadcast.value
@@ -100,18 +131,7 @@ def run_partition(rows, context_broadcast):
     pending_candidates = 0
 
     def flush():
-        features = [c.features for _, prepared in pending for c, _ in prepared.candidates]
-        scores = predict(booster, features).tolist()
-        at = 0
-        for row, prepared in pending:
-            mine = scores[at:at + len(prepared.candidates)]
-            at += len(prepared.candidates)
-            links = finish(prepared, mine, context.settings)
-            if links:
-                yield (context.wiki, row.page_id, row.revision_id, _gelr_data(links, context.meta), rules.OK,
-                       len(links))
-            else:
-                yield (context.wiki, row.page_id, row.revision_id, None, rules.TOO_FEW_LINKS, 0)
+        yield from output_rows(pending, context, booster)
         pending.clear()
 
     for row in rows:
@@ -121,10 +141,7 @@ def run_partition(rows, context_broadcast):
             continue
         prepared = prepare(row.wikitext, row.page_id, context.lookups, context.titles, context.normaliser,
                            context.settings)
-        rejected = context.rejected.get(row.page_id)
-        if rejected:
-            prepared.linked_targets |= rejected  # rejected twice: never offered again on this page
-        pending.append((row, prepared))
+        pending.append((row, _rejected_kept_out(prepared, context)))
         pending_candidates += len(prepared.candidates)
         if len(pending) >= BATCH_ARTICLES or pending_candidates >= BATCH_CANDIDATES:
             yield from flush()
@@ -164,11 +181,8 @@ def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pa
         spark, checked.where(F.col("reason").isNull()).select("page_id", "revision_id", "wikitext"),
         warehouse.read("dictionary_reference", wiki, snapshot), warehouse.read("graph_reference", wiki, snapshot),
         titles, context.normaliser, context.settings, config.text.language, shards)
-    articles = context.lookups.articles
     use_relatedness = config.model.relatedness
-    scored = joined.rdd.mapPartitions(lambda part: joinpath.finish_rows(
-        part, broadcast, articles, use_relatedness, predict, booster_from_bytes, rules.OK, rules.TOO_FEW_LINKS,
-        _gelr_data))
+    scored = joined.rdd.mapPartitions(lambda part: _joined_rows(part, broadcast, use_relatedness))
     return spark.createDataFrame(scored, OUTPUT_SCHEMA, verifySchema=False).unionByName(skipped)
 
 
@@ -178,11 +192,6 @@ def article_titles(warehouse, wiki: str, snapshot: str) -> dict[str, int]:
     rows = titles.where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull()).select(
         "title", "resolved_page_id")
     return {r.title: int(r.resolved_page_id) for r in rows.toLocalIterator()}
-
-
-@dataclass(frozen=True)
-class _ArticleCount:
-    articles: int
 
 
 @dataclass
@@ -225,12 +234,11 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
                          f"({record.get('reason', 'gate failed')}); use --ignore-gate to use it anyway")
     checksums = json.loads(warehouse.read_text(f"{model_root(warehouse, name)}/{record['version']}/checksums.json"))
     join = lookups_path == "join"
-    # the join path needs only the article count from the lookups, not the lookups themselves
-    lookups = _ArticleCount(warehouse.read("article_text", wiki, snapshot).count()) if join else load_lookups(
-        warehouse, config, "reference")
+    lookups = None if join else load_lookups(warehouse, config, "reference")
     excluded = warehouse.read("excluded_targets", wiki, snapshot)
     context = Context(
-        wiki=wiki, lookups=lookups, titles={} if join else article_titles(warehouse, wiki, snapshot),
+        wiki=wiki, lookups=lookups, articles=article_count(warehouse, wiki),
+        titles={} if join else article_titles(warehouse, wiki, snapshot),
         normaliser=TitleNormaliser.from_siteinfo(siteinfo_of(warehouse, wiki, snapshot), config.text.case),
         settings=EngineSettings.from_config(config), recommend_config=config.recommend,
         disambiguation_ids={int(r.page_id) for r in excluded.where(F.col("reason") == "disambiguation").collect()},

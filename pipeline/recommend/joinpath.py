@@ -6,7 +6,7 @@ would not fit an executor's memory. Nothing large is broadcast:
    shard at a time), and the longest-first choice is made per article over all shards' matches;
 3. candidate targets, their features and relatedness come from joins with the dictionary, the
    link graph and the title index;
-4. candidates are scored in batches and turned into links by the engine's own `finish`.
+4. the job scores and chooses exactly as on the broadcast path (`job.output_rows`).
 
 It gives the same rows as the broadcast path (tested on a shared dump)."""
 
@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.model.features import Candidate, milne_witten_counts, padded_kurtosis, similarity
-from pipeline.recommend.engine import PreparedArticle, Segment, finish, top_level_segments
+from pipeline.recommend.engine import PreparedArticle, Segment, top_level_segments
 from pipeline.text.matcher import AnchorMatcher, Match, anchor_key, word_count
 from pipeline.text.wikilinks import extract_links, parse
 
@@ -157,25 +157,4 @@ def prepared_from_row(row, article_count: int, use_relatedness: bool) -> Prepare
         candidates.append((Candidate(Match(c.start, c.end, c.anchor_key), text, c.target_id, c.target_title, features),
                            c.segment))
     return PreparedArticle(row.page_id, segments, candidates, set(row.linked_ids or []))
-
-
-def finish_rows(rows, context_broadcast, article_count: int, use_relatedness: bool, predict, booster_from_bytes,
-                ok: str, too_few: str, gelr_data):
-    context = context_broadcast.value
-    booster = booster_from_bytes(context.model_raw)
-    rows = list(rows)
-    prepared = [prepared_from_row(row, article_count, use_relatedness) for row in rows]
-    for row, item in zip(rows, prepared, strict=True):
-        rejected = context.rejected.get(row.page_id)
-        if rejected:
-            item.linked_targets |= rejected
-    scores = predict(booster, [c.features for item in prepared for c, _ in item.candidates]).tolist()
-    at = 0
-    for row, item in zip(rows, prepared, strict=True):
-        links = finish(item, scores[at:at + len(item.candidates)], context.settings)
-        at += len(item.candidates)
-        if links:
-            yield (context.wiki, row.page_id, row.revision_id, gelr_data(links, context.meta), ok, len(links))
-        else:
-            yield (context.wiki, row.page_id, row.revision_id, None, too_few, 0)
 
