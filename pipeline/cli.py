@@ -12,6 +12,7 @@ import click
 from pipeline import __version__
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.ingest.dumpreader import DumpError
+from sinks.base import SinkError
 
 EXIT_FAILED = 1
 EXIT_INCOMPLETE = 3
@@ -186,7 +187,16 @@ recommend_options = [
     click.option("--pages", help="Page-id range A-B."),
     click.option("--page-ids", help="Comma-separated page ids."),
     click.option("--titles-file", type=click.Path(dir_okay=False), help="A file with one title per line."),
-    click.option("--db", help="sqlite:///path [default: <warehouse>/linkrec.db]."),
+    click.option("--db", help="sqlite:///path or mysql://user[:password]@host[:port]/database [default: "
+                              "sqlite:///<warehouse>/linkrec.db]. MariaDB credentials may also come from "
+                              "LINKREC_DB_USER / LINKREC_DB_PASSWORD or ?read_default_file=~/.my.cnf."),
+    click.option("--search-url", help="Elasticsearch / OpenSearch / CirrusSearch URL: set or clear the "
+                                      "recommendation.link/exists tag of every page written."),
+    click.option("--search-mode", type=click.Choice(["cirrus", "painless"]),
+                 help="cirrus: super_detect_noop updates (search-extra plugin); painless: vanilla script "
+                      "updates [default: sinks.search_mode, painless]."),
+    click.option("--events", type=click.Path(), help="Write page_weighted_tags_change events (NDJSON) to this "
+                                                     "file, or to <wiki>-<time>.ndjson in this folder."),
     click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
     click.option("--model", "model_name", help="Model name [default: the wiki's own]."),
     click.option("--ignore-gate", is_flag=True, help="Use the model even if it is not released."),
@@ -207,8 +217,8 @@ recommend_options = [
 @with_options(recommend_options)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, pages, page_ids, titles_file, db, now, model_name,
-        ignore_gate, force, dry_run, lookups_path, as_json):
+def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, pages, page_ids, titles_file, now, model_name,
+        ignore_gate, force, dry_run, lookups_path, as_json, **sinks):
     """The main job for one wiki: ingest → train → backtest and gate → recommend → database.
     Up-to-date tables and models are reused (--force rebuilds them)."""
     from pipeline.ingest.job import _file_identity
@@ -259,11 +269,13 @@ def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, pages, page_
                 summary["train"] = {"reused": False, **trained.summary()}
         stages["train"] = round(time.time() - mark, 2)
         mark = time.time()
-        summary["recommend"] = _recommend(obj, config, pages, page_ids, titles_file, db, now, model_name,
-                                          ignore_gate, force, dry_run, lookups_path)
+        summary["recommend"] = _recommend(obj, config, pages, page_ids, titles_file, now, model_name,
+                                          ignore_gate, force, dry_run, lookups_path, **sinks)
         stages["recommend"] = round(time.time() - mark, 2)
     except (ConfigError, DumpError, model_train.ModelError) as exc:
         fail(str(exc))
+    except SinkError as exc:
+        fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
     summary["seconds_per_stage"] = stages
     summary["seconds"] = round(time.time() - started, 2)
     if as_json:
@@ -375,67 +387,76 @@ def _default_db(obj: Context, config: Config) -> str:
     return f"sqlite:///{root}/linkrec.db"
 
 
-def _open_sink(db: str):
-    if db.startswith("sqlite:///"):
-        from sinks.sqlite import SqliteSink
-        return SqliteSink(db)
-    fail(f"--db {db!r}: expected sqlite:///path (MariaDB comes with the sinks issue)", 2)
-
-
-def _write_rows(spark, sink, output: str, force: bool) -> dict:
+def _page_results(spark, warehouse, wiki: str, output: str):
+    """The recommend job's output rows → page results for the sinks, in page-id order."""
+    from pipeline.model.train import current_snapshot
     from pipeline.recommend import eligibility as rules
-    from sinks.base import PageResult, SinkCounts
+    from sinks.base import PageResult
 
-    totals = SinkCounts()
-    batch: list = []
-
-    def flush():
-        counts = sink.write(batch, force)
-        for key in totals.__dict__:
-            setattr(totals, key, getattr(totals, key) + getattr(counts, key))
-        batch.clear()
-
-    for row in spark.read.parquet(output).orderBy("page_id").toLocalIterator():
+    pages = warehouse.read("pages", wiki, current_snapshot(warehouse, wiki)).select("page_id", "title", "namespace")
+    rows = spark.read.parquet(output).join(pages, "page_id", "left").orderBy("page_id")
+    for row in rows.toLocalIterator():
         if row.reason in (rules.NOT_MAIN_NAMESPACE, rules.HAS_SUBMISSION):
-            continue
+            continue  # not ours to touch: other namespaces, and revisions an editor already worked on
+        title, namespace = row.title or "", row.namespace or 0
         if row.reason == rules.OK:
-            result = PageResult(row.page_id, row.revision_id, row.gelr_data.encode("utf-8"))
+            yield PageResult(row.page_id, row.revision_id, row.gelr_data.encode("utf-8"), False, title, namespace)
         elif row.reason == rules.TOO_FEW_LINKS:
-            result = PageResult(row.page_id, row.revision_id, None)
+            yield PageResult(row.page_id, row.revision_id, None, False, title, namespace)
         else:
-            result = PageResult(row.page_id, row.revision_id, None, remove=True)
-        batch.append(result)
-        if len(batch) >= 500:
-            flush()
-    if batch:
-        flush()
-    return dict(totals.__dict__)
+            yield PageResult(row.page_id, row.revision_id, None, True, title, namespace)
 
 
+def _open_sinks(obj: Context, config: Config, moment, db, search_url, search_mode, events):
+    from sinks.connect import open_database, open_tags
+
+    sinks = config.sinks
+    database = open_database(db or _default_db(obj, config), config.wiki, sinks.retries, sinks.backoff_seconds)
+    try:
+        tags = open_tags(config.wiki, moment, search_url, search_mode or sinks.search_mode, events,
+                         sinks.search_index.format(wiki=config.wiki), sinks.bulk_size, sinks.retries,
+                         sinks.backoff_seconds)
+    except BaseException:
+        database.finish()
+        raise
+    return database, tags
 
 
-def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
-               dry_run, lookups_path="broadcast") -> dict:
+def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, now, model_name, ignore_gate, force,
+               dry_run, lookups_path="broadcast", db=None, search_url=None, search_mode=None, events=None) -> dict:
     from pipeline.recommend.job import recommend
+    from sinks.base import publish
+    from sinks.connect import describe
 
     selection = _selection(pages, page_ids, titles_file)
     moment = _now(now)
-    sink = None if dry_run else _open_sink(db or _default_db(obj, config))
-    submitted, rejected = sink.submissions() if sink is not None else (set(), {})
-    spark = obj.spark(config)
-    warehouse = obj.warehouse(config)
-    obj.say(f"linkrec: recommending for {config.wiki} …")
-    result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted, rejected,
-                       lookups_path)
-    summary = result.summary()
-    if sink is not None:
-        summary["database"] = _write_rows(spark, sink, result.output, force)
-        sink.finish()
-    summary["dry_run"] = dry_run
-    obj.say(f"  {summary['pages_read']} pages, {summary['eligible']} eligible, {summary['with_links']} with links "
-            f"({summary['links']} links), {summary['null_rows']} NULL rows; skipped {summary['skipped']}")
-    if "database" in summary:
-        obj.say(f"  database: {summary['database']}")
+    database, tags = (None, None) if dry_run else _open_sinks(obj, config, moment, db, search_url, search_mode,
+                                                              events)
+    try:
+        submitted, rejected = database.submissions() if database is not None else (set(), {})
+        spark = obj.spark(config)
+        warehouse = obj.warehouse(config)
+        obj.say(f"linkrec: recommending for {config.wiki} …")
+        result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted, rejected,
+                           lookups_path)
+        summary = result.summary()
+        summary["dry_run"] = dry_run
+        obj.say(f"  {summary['pages_read']} pages, {summary['eligible']} eligible, {summary['with_links']} with links "
+                f"({summary['links']} links), {summary['null_rows']} NULL rows; skipped {summary['skipped']}")
+        if database is not None:
+            obj.say(f"linkrec: writing to {describe(db) if db else 'the embedded database'}"
+                    f"{' and ' + (describe(search_url) if search_url else events) if tags else ''} …")
+            published = publish(_page_results(spark, warehouse, config.wiki, result.output), database, tags,
+                                config.sinks.batch_size, force)
+            summary.update(published.summary())
+            obj.say(f"  database: {summary['database']}")
+            if "search" in summary:
+                obj.say(f"  search: {summary['search']}")
+            obj.say("  nothing changed" if not summary["changed"] else "  changes written")
+    finally:
+        for sink in (database, tags):
+            if sink is not None:
+                sink.finish()
     return summary
 
 
@@ -444,19 +465,152 @@ def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, db, n
 @with_options(recommend_options)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def recommend_command(obj: Context, wiki, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
-                      dry_run, lookups_path, as_json):
+def recommend_command(obj: Context, wiki, pages, page_ids, titles_file, now, model_name, ignore_gate, force,
+                      dry_run, lookups_path, as_json, **sinks):
     """Compute link recommendations for the selected pages (default: all) and write them."""
     from pipeline.model.train import ModelError
 
     try:
         config = obj.config(wiki)
-        summary = _recommend(obj, config, pages, page_ids, titles_file, db, now, model_name, ignore_gate, force,
-                             dry_run, lookups_path)
+        summary = _recommend(obj, config, pages, page_ids, titles_file, now, model_name, ignore_gate, force,
+                             dry_run, lookups_path, **sinks)
     except (ConfigError, ModelError) as exc:
         fail(str(exc))
+    except SinkError as exc:
+        fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
     if as_json:
         emit_json(summary)
+
+
+def _articles(obj: Context, config: Config):
+    """(page id, title, namespace, latest revision) of every main-namespace article of the current snapshot."""
+    from pyspark.sql import functions as F
+
+    from pipeline.model.train import current_snapshot
+
+    warehouse = obj.warehouse(config)
+    pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))
+    rows = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select(
+        "page_id", "title", "namespace", "revision_id").orderBy("page_id")
+    return [(r.page_id, r.title, r.namespace, r.revision_id) for r in rows.toLocalIterator()]
+
+
+@main.group("index")
+def index_group():
+    """A development search index (<wiki>_content) on an Elasticsearch-compatible server."""
+
+
+@index_group.command("init")
+@click.option("--wiki", required=True, help="An ingested wiki: one document per main-namespace article.")
+@click.option("--search-url", required=True, help="Elasticsearch-compatible server, e.g. http://127.0.0.1:9200.")
+@click.option("--topics", type=click.Path(dir_okay=False, exists=True),
+              help="Topic table (JSON title → topic, or Parquet title, topic[, probability]) → articletopic tags.")
+@click.option("--recreate", is_flag=True, help="Drop the index first if it exists (its tags are lost).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@click.pass_obj
+def index_init(obj: Context, wiki, search_url, topics, recreate, as_json):
+    """Create <wiki>_content with id = page id, title, namespace and weighted_tags (topic tags)."""
+    from pipeline.model.train import ModelError
+    from sinks import index as search_index
+    from sinks.search import client_for
+
+    try:
+        config = obj.config(wiki)
+        name = config.sinks.search_index.format(wiki=wiki)
+        table = search_index.load_topic_table(topics) if topics else {}
+        articles = _articles(obj, config)
+        client = client_for(search_url)
+        search_index.create_index(client, name, recreate)
+        documents = [(page_id, title, namespace, search_index.topic_tags(table.get(title, {})))
+                     for page_id, title, namespace, _ in articles]
+        indexed = search_index.index_documents(client, name, documents, config.sinks.bulk_size)
+    except (ConfigError, ModelError, SinkError) as exc:
+        fail(str(exc))
+    with_topics = sum(1 for document in documents if document[3])
+    obj.say(f"linkrec: {name}: {indexed} articles indexed, {with_topics} with topic tags")
+    if as_json:
+        emit_json({"wiki": wiki, "index": name, "documents": indexed, "with_topics": with_topics})
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("--wiki", required=True, help="Wiki database name: searches <wiki>_content.")
+@click.option("--search-url", required=True, help="Elasticsearch-compatible server URL.")
+@click.option("--limit", default=100, show_default=True, help="At most this many hits.")
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON on the last line of stdout.")
+@click.pass_obj
+def search_command(obj: Context, query, wiki, search_url, limit, as_json):
+    """Run a CirrusSearch-style query: hasrecommendation:link, -hasrecommendation:link,
+    articletopic:<topic>[|<topic>…], combined with spaces (AND). Prints page id and title per hit."""
+    from sinks import index as search_index
+    from sinks.search import client_for
+
+    try:
+        config = obj.config(wiki)
+        keywords, _, _ = search_index.topic_vocabulary()
+        body = search_index.parse_query(query, keywords)
+        client = client_for(search_url)
+        name = config.sinks.search_index.format(wiki=wiki)
+        total = search_index.count(client, name, body)
+        hits = search_index.search(client, name, body, limit)
+    except search_index.QueryError as exc:
+        fail(str(exc), 2)
+    except (ConfigError, SinkError) as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json({"query": query, "total": total, "hits": [{"page_id": p, "title": t} for p, t in hits]})
+        return
+    for page_id, title in hits:
+        click.echo(f"{page_id}\t{title}")
+    obj.say(f"linkrec: {total} hits, {len(hits)} shown")
+
+
+@main.command("reconcile")
+@click.option("--wiki", required=True, help="Wiki database name.")
+@click.option("--db", help="sqlite:///path or mysql://… [default: sqlite:///<warehouse>/linkrec.db].")
+@click.option("--search-url", required=True, help="Elasticsearch-compatible server URL.")
+@click.option("--search-mode", type=click.Choice(["cirrus", "painless"]), help="How --fix updates tags.")
+@click.option("--fix", is_flag=True, help="Repair: delete stale rows, set missing tags, clear stray tags.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@click.pass_obj
+def reconcile_command(obj: Context, wiki, db, search_url, search_mode, fix, as_json):
+    """Check "tagged in search ⇔ a non-NULL row for the latest revision" and print the differences.
+    Latest revisions come from the wiki's current snapshot when it is ingested, else from the rows."""
+    from sinks import index as search_index
+    from sinks.connect import open_database, open_tags
+    from sinks.reconcile import reconcile
+
+    try:
+        config = obj.config(wiki)
+        sinks = config.sinks
+        database = open_database(db or _default_db(obj, config), wiki, sinks.retries, sinks.backoff_seconds)
+        tags = None
+        try:
+            from pipeline.warehouse import resolve_root
+            ingested = "://" not in resolve_root(obj.warehouse_option) and os.path.exists(
+                os.path.join(resolve_root(obj.warehouse_option), "_manifests", f"{wiki}.json"))
+            articles = _articles(obj, config) if ingested else []
+            latest = {page_id: revision for page_id, _, _, revision in articles} if ingested else None
+            titles = {page_id: title for page_id, title, _, _ in articles}
+            tags = open_tags(wiki, _now(None), search_url, search_mode or sinks.search_mode, None,
+                             sinks.search_index.format(wiki=wiki), sinks.bulk_size, sinks.retries,
+                             sinks.backoff_seconds)
+            tagged = search_index.tagged_pages(tags.client, tags.index)
+            differences = reconcile(database, tags, tagged, latest, fix, titles)
+        finally:
+            for sink in (database, tags):
+                if sink is not None:
+                    sink.finish()
+    except (ConfigError, SinkError) as exc:
+        fail(str(exc))
+    summary = {"wiki": wiki, **differences.summary()}
+    for kind in ("tag_without_task", "task_without_tag", "stale_rows"):
+        if summary[kind]:
+            obj.say(f"  {kind}: {summary[kind]} (e.g. {summary['examples'][kind]})")
+    obj.say(f"linkrec: {differences.total} differences" + (f"; repaired: {differences.repaired}" if fix else ""))
+    if as_json:
+        emit_json(summary)
+    sys.exit(EXIT_FAILED if differences.total and not fix else 0)
 
 
 @main.group("bench")

@@ -182,6 +182,8 @@ class TargetingConfig:
 @dataclass(frozen=True)
 class SinksConfig:
     search_mode: str = "painless"
+    search_index: str = "{wiki}_content"
+    batch_size: int = 500
     bulk_size: int = 500
     retries: int = 5
     backoff_seconds: float = 0.5
@@ -190,6 +192,9 @@ class SinksConfig:
         if self.search_mode not in ("cirrus", "painless"):
             raise ConfigError(f"sinks.search_mode: {self.search_mode!r} must be 'cirrus' or 'painless'")
         _positive(self.bulk_size, "sinks.bulk_size")
+        _positive(self.batch_size, "sinks.batch_size")
+        if "{wiki}" not in self.search_index:
+            raise ConfigError(f"sinks.search_index: {self.search_index!r} must contain {{wiki}}")
         if self.retries < 0 or self.backoff_seconds < 0:
             raise ConfigError("sinks.retries and sinks.backoff_seconds must not be negative")
 

@@ -1,16 +1,27 @@
-"""The one sink interface: recommend and targeting write through it, whatever the database."""
+"""The one sink interface: recommend and targeting write through it, whatever the database or index.
+
+A batch of page results goes to the database first; the tag changes it implies go to the search index
+after the batch has committed (contracts.md §3: row first, then tag; when removing, both)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, fields
+
+SET = "set"
+CLEAR = "clear"
+
+
+class SinkError(Exception):
+    """A sink could not do its part; the run is incomplete and a re-run converges."""
 
 
 def same_recommendation(old: bytes | None, new: bytes | None) -> bool:
     """Equal but for when they were generated: a re-run with the same input and model is a no-op."""
     if old is None or new is None:
         return old is new
-    if old == new:
+    if bytes(old) == new:
         return True
     try:
         a, b = json.loads(old), json.loads(new)
@@ -24,12 +35,31 @@ def same_recommendation(old: bytes | None, new: bytes | None) -> bool:
 @dataclass(frozen=True)
 class PageResult:
     """What one run decided for one page: a task (gelr_data JSON), a NULL row (evaluated, nothing to
-    recommend), or `remove` (no longer eligible: delete its rows)."""
+    recommend), or `remove` (no longer eligible: delete its rows, clear its tag)."""
 
     page_id: int
     revision_id: int
     gelr_data: bytes | None
     remove: bool = False
+    title: str = ""
+    namespace: int = 0
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """The search-index side of one page result: `set` recommendation.link/exists or `clear` the group.
+    `changed`: the batch made or changed a task, or removed one (the events sink publishes only those)."""
+
+    page_id: int
+    title: str
+    namespace: int
+    action: str
+    changed: bool
+
+
+def _add(total, part) -> None:
+    for item in fields(total):
+        setattr(total, item.name, getattr(total, item.name) + getattr(part, item.name))
 
 
 @dataclass
@@ -39,11 +69,110 @@ class SinkCounts:
     rows_deleted: int = 0
     unchanged: int = 0
     skipped_submission: int = 0
+    skipped_newer_revision: int = 0
+    retries: int = 0
+
+    def add(self, other: SinkCounts) -> None:
+        _add(self, other)
+
+    @property
+    def changed(self) -> int:
+        return self.rows_written + self.null_rows_written + self.rows_deleted
 
 
-class Sink:
-    def write(self, results: list[PageResult], force: bool = False) -> SinkCounts:
+@dataclass
+class TagCounts:
+    tags_set: int = 0
+    tags_cleared: int = 0
+    unchanged: int = 0
+    document_missing: int = 0
+    retries: int = 0
+    requests: int = 0
+
+    def add(self, other: TagCounts) -> None:
+        _add(self, other)
+
+    @property
+    def changed(self) -> int:
+        return self.tags_set + self.tags_cleared
+
+
+class Database:
+    """Rows of growthexperiments_link_recommendations, read back with the submissions table."""
+
+    def submissions(self) -> tuple[set[int], dict[int, set[int]]]:
+        """Revisions that have a submission row, and per page the targets rejected twice or more."""
+        raise NotImplementedError
+
+    def write(self, results: list[PageResult], force: bool = False) -> tuple[SinkCounts, list[TagChange]]:
+        """One batch, all or nothing; `force` rewrites rows even when they are unchanged."""
+        raise NotImplementedError
+
+    def rows(self) -> list[tuple[int, int, bool]]:
+        """Every row as (page, revision, whether it holds a task), by page and revision."""
+        raise NotImplementedError
+
+    def delete_revisions(self, revisions: list[int]) -> int:
+        raise NotImplementedError
+
+    def get_state(self, wiki: str, name: str) -> str | None:
+        raise NotImplementedError
+
+    def set_state(self, wiki: str, name: str, value: str) -> None:
         raise NotImplementedError
 
     def finish(self) -> None:
-        """End the run: commit what is pending, release locks and connections."""
+        """End the run: release locks and connections."""
+
+
+class Tags:
+    """The weighted tag recommendation.link/exists in a search index (or an event stream)."""
+
+    def apply(self, changes: list[TagChange], force: bool = False) -> TagCounts:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """End the run: flush and close."""
+
+
+@dataclass
+class Published:
+    database: SinkCounts = field(default_factory=SinkCounts)
+    search: TagCounts | None = None
+    batches: int = 0
+
+    def summary(self) -> dict:
+        out = {"database": {**self.database.__dict__}, "batches": self.batches}
+        changed = self.database.changed
+        if self.search is not None:
+            out["search"] = {**self.search.__dict__}
+            changed += self.search.changed
+        out["changed"] = changed > 0
+        return out
+
+
+def publish(results, database: Database, tags: Tags | None, batch_size: int, force: bool = False) -> Published:
+    """Write page results batch by batch: database rows (one transaction), then the batch's tags."""
+    totals = Published(search=None if tags is None else TagCounts())
+    batch: list[PageResult] = []
+
+    def flush():
+        counts, changes = database.write(batch, force)
+        totals.database.add(counts)
+        if tags is not None:
+            totals.search.add(tags.apply(changes, force))
+        totals.batches += 1
+        batch.clear()
+
+    for result in results:
+        batch.append(result)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return totals
+
+
+def backoff(attempt: int, base: float, cap: float = 30.0) -> None:
+    """Exponential wait before the next attempt."""
+    time.sleep(min(cap, base * (2 ** attempt)))

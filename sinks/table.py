@@ -1,0 +1,134 @@
+"""The semantics of contracts.md §1 once, for every SQL database: what a batch of page results does to
+growthexperiments_link_recommendations. The MariaDB and SQLite sinks differ only in connections."""
+
+from __future__ import annotations
+
+from sinks.base import CLEAR, SET, Database, PageResult, SinkCounts, TagChange, same_recommendation
+
+RECOMMENDATIONS = "growthexperiments_link_recommendations"
+SUBMISSIONS = "growthexperiments_link_submissions"
+STATE = "linkrec_state"
+CHUNK = 500
+
+
+class SqlDatabase(Database):
+    """Subclasses give `mark` (the parameter placeholder) and `transaction(work)`, which runs
+    `work(cursor)` in one transaction (retrying it whole where the database allows) and returns its value."""
+
+    mark = "?"
+
+    def transaction(self, work):
+        raise NotImplementedError
+
+    def _in(self, values) -> str:
+        return ",".join([self.mark] * len(values))
+
+    def _select_in(self, cursor, sql: str, values: list) -> list[tuple]:
+        """`sql` with one `{}` for an IN list, run over chunks of `values`."""
+        rows: list[tuple] = []
+        for at in range(0, len(values), CHUNK):
+            part = values[at:at + CHUNK]
+            cursor.execute(sql.format(self._in(part)), part)
+            rows.extend(cursor.fetchall())
+        return rows
+
+    def _rejected_targets(self, cursor, page_ids: list[int]) -> dict[int, set[int]]:
+        out: dict[int, set[int]] = {}
+        rows = self._select_in(
+            cursor, f"SELECT gels_page, gels_target FROM {SUBMISSIONS} WHERE gels_feedback = 'r' "
+                    "AND gels_page IN ({}) GROUP BY gels_page, gels_target HAVING COUNT(*) >= 2", page_ids)
+        for page, target in rows:
+            out.setdefault(int(page), set()).add(int(target))
+        return out
+
+    def submissions(self) -> tuple[set[int], dict[int, set[int]]]:
+        def work(cursor):
+            cursor.execute(f"SELECT DISTINCT gels_revision FROM {SUBMISSIONS}")
+            revisions = {int(r) for (r,) in cursor.fetchall()}
+            cursor.execute(f"SELECT DISTINCT gels_page FROM {SUBMISSIONS} WHERE gels_feedback = 'r'")
+            pages = [int(p) for (p,) in cursor.fetchall()]
+            return revisions, self._rejected_targets(cursor, pages)
+        return self.transaction(work)
+
+    def write(self, results: list[PageResult], force: bool = False) -> tuple[SinkCounts, list[TagChange]]:
+        return self.transaction(lambda cursor: self._write(cursor, results, force))
+
+    def _write(self, cursor, results: list[PageResult], force: bool) -> tuple[SinkCounts, list[TagChange]]:
+        counts = SinkCounts()
+        changes: list[TagChange] = []
+        existing: dict[int, dict[int, bytes | None]] = {}
+        for revision, page, data in self._select_in(
+                cursor, f"SELECT gelr_revision, gelr_page, gelr_data FROM {RECOMMENDATIONS} WHERE gelr_page IN ({{}})",
+                sorted({r.page_id for r in results})):
+            existing.setdefault(int(page), {})[int(revision)] = None if data is None else bytes(data)
+        submitted = {int(r) for (r,) in self._select_in(
+            cursor, f"SELECT DISTINCT gels_revision FROM {SUBMISSIONS} WHERE gels_revision IN ({{}})",
+            sorted({r.revision_id for r in results if not r.remove}))}
+        deletes: list[int] = []
+        replaces: list[tuple] = []
+        for result in results:
+            rows = existing.get(result.page_id, {})
+            had_task = any(data is not None for data in rows.values())
+            if result.remove:
+                deletes.extend(rows)
+                counts.rows_deleted += len(rows)
+                changes.append(TagChange(result.page_id, result.title, result.namespace, CLEAR, had_task))
+                continue
+            if result.revision_id in submitted:
+                counts.skipped_submission += 1
+                continue
+            if any(revision > result.revision_id for revision in rows):
+                counts.skipped_newer_revision += 1  # the page was edited since our input: its newer row stands
+                continue
+            older = [revision for revision in rows if revision < result.revision_id]
+            deletes.extend(older)
+            counts.rows_deleted += len(older)
+            same = result.revision_id in rows and same_recommendation(rows[result.revision_id], result.gelr_data)
+            if same and not force:
+                counts.unchanged += 1
+            else:
+                replaces.append((result.revision_id, result.page_id, result.gelr_data))
+                if result.gelr_data is None:
+                    counts.null_rows_written += 1
+                else:
+                    counts.rows_written += 1
+            if result.gelr_data is None:
+                changes.append(TagChange(result.page_id, result.title, result.namespace, CLEAR, had_task))
+            else:
+                changes.append(TagChange(result.page_id, result.title, result.namespace, SET, bool(older) or not same))
+        for at in range(0, len(deletes), CHUNK):
+            part = deletes[at:at + CHUNK]
+            cursor.execute(f"DELETE FROM {RECOMMENDATIONS} WHERE gelr_revision IN ({self._in(part)})", part)
+        if replaces:
+            cursor.executemany(f"REPLACE INTO {RECOMMENDATIONS} (gelr_revision, gelr_page, gelr_data) "
+                               f"VALUES ({self.mark}, {self.mark}, {self.mark})", replaces)
+        return counts, changes
+
+    def rows(self) -> list[tuple[int, int, bool]]:
+        def work(cursor):
+            cursor.execute(f"SELECT gelr_page, gelr_revision, gelr_data IS NOT NULL FROM {RECOMMENDATIONS} "
+                           "ORDER BY gelr_page, gelr_revision")
+            return [(int(page), int(revision), bool(task)) for page, revision, task in cursor.fetchall()]
+        return self.transaction(work)
+
+    def delete_revisions(self, revisions: list[int]) -> int:
+        def work(cursor):
+            deleted = 0
+            for at in range(0, len(revisions), CHUNK):
+                part = revisions[at:at + CHUNK]
+                cursor.execute(f"DELETE FROM {RECOMMENDATIONS} WHERE gelr_revision IN ({self._in(part)})", part)
+                deleted += cursor.rowcount
+            return deleted
+        return self.transaction(work)
+
+    def get_state(self, wiki: str, name: str) -> str | None:
+        def work(cursor):
+            cursor.execute(f"SELECT value FROM {STATE} WHERE wiki = {self.mark} AND name = {self.mark}", (wiki, name))
+            row = cursor.fetchone()
+            return None if row is None else row[0]
+        return self.transaction(work)
+
+    def set_state(self, wiki: str, name: str, value: str) -> None:
+        self.transaction(lambda cursor: cursor.execute(
+            f"REPLACE INTO {STATE} (wiki, name, value) VALUES ({self.mark}, {self.mark}, {self.mark})",
+            (wiki, name, value)))
