@@ -541,7 +541,8 @@ def index_init(obj: Context, wiki, search_url, topics, recreate, as_json):
 @click.pass_obj
 def search_command(obj: Context, query, wiki, search_url, limit, as_json):
     """Run a CirrusSearch-style query: hasrecommendation:link, -hasrecommendation:link,
-    articletopic:<topic>[|<topic>…], combined with spaces (AND). Prints page id and title per hit."""
+    articletopic:<topic>[|<topic>…], combined with spaces (AND). Prints page id and title per hit.
+    A query that starts with "-" goes after "--": linkrec search --wiki W --search-url URL -- -hasrecommendation:link"""
     from sinks import index as search_index
     from sinks.search import client_for
 

@@ -23,14 +23,6 @@ from pipeline.warehouse import Warehouse
 from tests.conftest import DUMPS, last_json, run_cli
 
 
-@pytest.fixture(scope="module")
-def ltg_model(ingested, warehouse_dir):
-    result = run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki", "--json"])
-    assert result.exit_code == 0, result.stderr
-    summary = last_json(result.stdout)
-    return (warehouse_dir / "models" / "ltgwiki" / summary["version"] / "model.json").read_bytes()
-
-
 def top_level_text_spans(wikitext):
     spans, offset = [], 0
     for node in parse(wikitext).nodes:
