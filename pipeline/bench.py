@@ -40,7 +40,7 @@ def speed(spark, warehouse, config: Config, now, model_name: str | None = None) 
         prepared = [prepare(text, page_id, lookups, titles, normaliser, settings)
                     for page_id, text in articles[batch:batch + 200]]
         results = finish_batch(prepared, lambda f: model_train.predict(booster, f).tolist(), settings)
-        links += sum(len(result) for result in results)
+        links += sum(len(result.links) for result in results)
     engine_seconds = time.perf_counter() - started
 
     cores = spark.sparkContext.defaultParallelism or os.cpu_count() or 1

@@ -203,6 +203,13 @@ recommend_options = [
     click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date, and rewrite "
                                                "rows even when unchanged."),
     click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
+    click.option("--targeting", type=click.Choice(["all", "iterate", "topics"]),
+                 help="Which pages: all; iterate (the next --limit pages after the stored cursor); topics (fill "
+                      "topics below targeting.minimum_tasks_per_topic) [default: targeting.strategy]."),
+    click.option("--limit", type=int, help="With --targeting iterate: pages per run [default: targeting.limit]."),
+    click.option("--topics", type=click.Path(dir_okay=False, exists=True),
+                 help="With --targeting topics: a topic table instead of the index's topic tags."),
+    click.option("--report-dir", type=click.Path(file_okay=False), help="Write the run report (JSON + HTML) here."),
     click.option("--lookups", "lookups_path", type=click.Choice(["broadcast", "join"]), default="broadcast",
                  show_default=True, help="How the dictionary, link graph and titles reach the tasks: broadcast "
                                          "(small wikis) or joins (when they would not fit an executor)."),
@@ -217,69 +224,84 @@ recommend_options = [
 @with_options(recommend_options)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, pages, page_ids, titles_file, now, model_name,
-        ignore_gate, force, dry_run, lookups_path, as_json, **sinks):
-    """The main job for one wiki: ingest → train → backtest and gate → recommend → database.
-    Up-to-date tables and models are reused (--force rebuilds them)."""
+def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json, **options):
+    """The main job for one wiki: ingest → train → backtest and gate → recommend → database and search
+    index. Up-to-date tables and models are reused (--force rebuilds them)."""
+    from pipeline.model.train import ModelError
+
+    try:
+        summary, code = run_wiki(obj, wiki, dump=dump, index=index, snapshot=snapshot,
+                                 allow_truncated=allow_truncated, **options)
+    except (ConfigError, DumpError, ModelError) as exc:
+        fail(str(exc))
+    except SinkError as exc:
+        fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
+    if as_json:
+        emit_json(summary)
+    sys.exit(code)
+
+
+def _input_is_ingested(warehouse, wiki: str, path: str, snapshot: str | None) -> dict | None:
+    """The manifest entry of the current snapshot when it was made from exactly this input file or folder."""
     from pipeline.ingest.job import _file_identity
+
+    manifest = warehouse.manifest(wiki) or {}
+    current = manifest.get("snapshots", {}).get(manifest.get("current_snapshot", ""), {})
+    source = current.get("source", {})
+    identity = {"path": os.path.abspath(path), **_file_identity(path)}
+    same = (source.get("path") == identity["path"] and source.get("bytes") == identity.get("bytes")
+            and source.get("mtime") == identity.get("mtime"))
+    if same and (snapshot is None or snapshot == manifest.get("current_snapshot")):
+        return {**current, "snapshot": manifest["current_snapshot"]}
+    return None
+
+
+def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None = None, index=None, snapshot=None,
+             allow_truncated=False, force=False, model_name=None, **options) -> tuple[dict, int]:
+    """Ingest (unless this input is ingested already), train (unless the model is up to date), recommend,
+    write the sinks. Returns the summary and the exit code."""
     from pipeline.model import train as model_train
 
     started = time.time()
     stages: dict[str, float] = {}
     summary: dict = {"wiki": wiki}
-    try:
-        flags = {"ingest": {"allow_truncated": True}} if allow_truncated else None
-        config = obj.config(wiki, flags)
-        warehouse = obj.warehouse(config)
-        manifest = warehouse.manifest(wiki) or {}
-        current = manifest.get("snapshots", {}).get(manifest.get("current_snapshot", ""), {})
-        source = current.get("source", {})
-        identity = {"path": os.path.abspath(dump), **_file_identity(dump)}
-        reuse = (not force and source.get("path") == identity["path"] and source.get("bytes") == identity.get("bytes")
-                 and source.get("mtime") == identity.get("mtime") and (snapshot is None or snapshot ==
-                                                                        manifest.get("current_snapshot")))
-        if reuse:
-            obj.say(f"linkrec: {dump} is already ingested (snapshot {manifest['current_snapshot']}); reusing it")
-            summary["ingest"] = {"reused": True, "snapshot": manifest["current_snapshot"],
-                                 "problems": current.get("problems", 0)}
-            incomplete = bool(current.get("problems")) and not (current.get("truncated") and allow_truncated)
+    flags = {"ingest": {"allow_truncated": True}} if allow_truncated else None
+    config = obj.config(wiki, flags)
+    warehouse = obj.warehouse(config)
+    current = None if force else _input_is_ingested(warehouse, wiki, dump or table, snapshot)
+    if current is not None:
+        obj.say(f"linkrec: {dump or table} is already ingested (snapshot {current['snapshot']}); reusing it")
+        summary["ingest"] = {"reused": True, "snapshot": current["snapshot"], "problems": current.get("problems", 0)}
+        incomplete = bool(current.get("problems")) and not (current.get("truncated") and allow_truncated)
+    else:
+        config, result = _ingest(obj, wiki, dump, table, index, None, snapshot, allow_truncated)
+        for line in _ingest_lines(result):
+            obj.say(line)
+        summary["ingest"] = result.summary()
+        incomplete = _incomplete_exit(config, result) != 0
+    stages["ingest"] = round(time.time() - started, 2)
+    if incomplete:
+        obj.say("linkrec: stopping after ingestion: the input is incomplete (see above); "
+                "--allow-truncated continues with the complete pages")
+        summary["seconds_per_stage"] = stages
+        return summary, EXIT_INCOMPLETE
+    mark = time.time()
+    if model_name is None:
+        record = None if force else model_train.up_to_date_model(warehouse, config)
+        if record is not None:
+            obj.say(f"linkrec: model {wiki} {record['version']} is up to date; reusing it ({record['reason']})")
+            summary["train"] = {"reused": True, "version": record["version"], "released": record["released"]}
         else:
-            config, result = _ingest(obj, wiki, dump, None, index, None, snapshot, allow_truncated)
-            for line in _ingest_lines(result):
-                obj.say(line)
-            summary["ingest"] = result.summary()
-            incomplete = _incomplete_exit(config, result) != 0
-        stages["ingest"] = round(time.time() - started, 2)
-        if incomplete:
-            obj.say("linkrec: stopping after ingestion: the input is incomplete (see above); "
-                    "--allow-truncated continues with the complete pages")
-            summary["seconds_per_stage"] = stages
-            if as_json:
-                emit_json(summary)
-            sys.exit(EXIT_INCOMPLETE)
-        mark = time.time()
-        if model_name is None:
-            record = None if force else model_train.up_to_date_model(warehouse, config)
-            if record is not None:
-                obj.say(f"linkrec: model {wiki} {record['version']} is up to date; reusing it ({record['reason']})")
-                summary["train"] = {"reused": True, "version": record["version"], "released": record["released"]}
-            else:
-                trained = model_train.train(obj.spark(config), warehouse, config, force=force)
-                obj.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
-                summary["train"] = {"reused": False, **trained.summary()}
-        stages["train"] = round(time.time() - mark, 2)
-        mark = time.time()
-        summary["recommend"] = _recommend(obj, config, pages, page_ids, titles_file, now, model_name,
-                                          ignore_gate, force, dry_run, lookups_path, **sinks)
-        stages["recommend"] = round(time.time() - mark, 2)
-    except (ConfigError, DumpError, model_train.ModelError) as exc:
-        fail(str(exc))
-    except SinkError as exc:
-        fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
-    summary["seconds_per_stage"] = stages
+            trained = model_train.train(obj.spark(config), warehouse, config, force=force)
+            obj.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
+            summary["train"] = {"reused": False, **trained.summary()}
+    stages["train"] = round(time.time() - mark, 2)
+    mark = time.time()
+    summary["recommend"] = _recommend(obj, config, model_name=model_name, force=force, **options)
+    stages["recommend"] = round(time.time() - mark, 2)
+    summary["seconds_per_stage"] = {**stages, **summary["recommend"].get("seconds_per_stage", {})}
     summary["seconds"] = round(time.time() - started, 2)
-    if as_json:
-        emit_json(summary)
+    return summary, 0
 
 
 @main.command("train")
@@ -422,37 +444,132 @@ def _open_sinks(obj: Context, config: Config, moment, db, search_url, search_mod
     return database, tags
 
 
-def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, now, model_name, ignore_gate, force,
-               dry_run, lookups_path="broadcast", db=None, search_url=None, search_mode=None, events=None) -> dict:
-    from pipeline.recommend.job import recommend
+def _merge(total: dict, part: dict) -> dict:
+    """Add up two run summaries (numbers summed, dicts merged the same way, the rest from the latest)."""
+    for key, value in part.items():
+        if isinstance(value, bool):
+            total[key] = bool(total.get(key)) or value
+        elif not isinstance(value, (int, float, dict)):
+            total[key] = value
+        elif isinstance(value, dict):
+            total[key] = _merge(dict(total.get(key, {})), value)
+        else:
+            total[key] = round(total.get(key, 0) + value, 2)
+    return total
+
+
+def _topic_source(obj: Context, config: Config, database, tags, topics_file: str | None):
+    from sinks import index as search_index
+    from targeting.topics import IndexTopics, TableTopics
+
+    if topics_file:
+        table = search_index.load_topic_table(topics_file)
+        articles = {title: page_id for page_id, title, _, _ in _articles(obj, config)}
+        members: dict[str, set[int]] = {}
+        for title, labels in table.items():
+            if title in articles:
+                for label in labels:
+                    members.setdefault(label, set()).add(articles[title])
+        return TableTopics(members, database)
+    if tags is None or not hasattr(tags, "client"):
+        raise ConfigError("topic targeting needs --search-url (topics from the index) or --topics FILE")
+    keywords, _, _ = search_index.topic_vocabulary()
+    return IndexTopics(tags.client, tags.index, sorted(set(keywords.values())))
+
+
+def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_file=None, now=None, model_name=None,
+               ignore_gate=False, force=False, dry_run=False, lookups_path="broadcast", db=None, search_url=None,
+               search_mode=None, events=None, targeting=None, limit=None, topics=None, report_dir=None) -> dict:
+    from pipeline.progress import Progress, spark_progress
+    from pipeline.recommend.job import Selection, recommend
     from sinks.base import publish
     from sinks.connect import describe
+    from targeting import cursor
+    from targeting import topics as topic_targeting
 
-    selection = _selection(pages, page_ids, titles_file)
+    wiki = config.wiki
+    explicit = bool(pages or page_ids or titles_file)
+    strategy = "explicit" if explicit else (targeting or config.targeting.strategy)
+    limit = limit or config.targeting.limit
     moment = _now(now)
     database, tags = (None, None) if dry_run else _open_sinks(obj, config, moment, db, search_url, search_mode,
                                                               events)
+    summary: dict = {}
+    outputs: list[str] = []
+    topic_counts = None
     try:
         submitted, rejected = database.submissions() if database is not None else (set(), {})
         spark = obj.spark(config)
         warehouse = obj.warehouse(config)
-        obj.say(f"linkrec: recommending for {config.wiki} …")
-        result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted, rejected,
-                           lookups_path)
-        summary = result.summary()
+
+        def one_round(selection: Selection) -> dict:
+            obj.say(f"linkrec: recommending for {wiki} …")
+            with spark_progress(spark, "recommend", obj.say if not obj.quiet else (lambda _: None)):
+                result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted,
+                                   rejected, lookups_path)
+            outputs.append(result.output)
+            part = result.summary()
+            obj.say(f"  {part['pages_read']} pages, {part['eligible']} eligible, {part['with_links']} with links "
+                    f"({part['links']} links), {part['null_rows']} NULL rows; skipped {part['skipped']}")
+            mark = time.time()
+            if database is not None:
+                obj.say(f"linkrec: writing to {describe(db) if db else 'the embedded database'}"
+                        f"{' and ' + (describe(search_url) if search_url else events) if tags else ''} …")
+                progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
+                                    obj.say if not obj.quiet else (lambda _: None))
+                published = publish(progress.wrap(_page_results(spark, warehouse, wiki, result.output)), database,
+                                     tags, config.sinks.batch_size, force)
+                part.update(published.summary())
+            part["seconds_per_stage"] = {"recommend": part["seconds"], "write": round(time.time() - mark, 2)}
+            return part
+
+        if strategy == "iterate":
+            articles = [page_id for page_id, _, _, _ in _articles(obj, config)]
+            batch = cursor.next_batch(database, wiki, articles, limit) if database is not None else \
+                sorted(articles)[:limit]
+            summary = one_round(Selection(page_ids=tuple(batch)))
+            if database is not None:
+                cursor.advance(database, wiki, batch)  # only once the batch is written
+            summary["targeting"] = {"strategy": "iterate", "pages": len(batch), "first": min(batch, default=None),
+                                    "last": max(batch, default=None)}
+        elif strategy == "topics":
+            source = _topic_source(obj, config, database, tags, topics)
+            minimum = config.targeting.minimum_tasks_per_topic
+            before = {label: source.tasks(label) for label in source.labels}
+            evaluated: set[int] = set()
+            rounds = 0
+            while True:
+                chosen = topic_targeting.picks(source, minimum, config.targeting.seed, evaluated)
+                selected = sorted({page for batch in chosen.values() for page in batch})
+                if not selected:
+                    break
+                obj.say(f"linkrec: topic round {rounds + 1}: {len(selected)} articles for {len(chosen)} topics below "
+                        f"{minimum} tasks")
+                summary = _merge(summary, one_round(Selection(page_ids=tuple(selected))))
+                evaluated.update(selected)
+                rounds += 1
+                if dry_run:
+                    break
+                source.refresh()
+            after = {label: source.tasks(label) for label in source.labels}
+            topic_counts = {"minimum": minimum, "before": before, "after": after}
+            summary["targeting"] = {"strategy": "topics", "rounds": rounds, "pages": len(evaluated), **topic_counts}
+        else:
+            summary = one_round(_selection(pages, page_ids, titles_file) if explicit else Selection())
+            summary["targeting"] = {"strategy": strategy}
         summary["dry_run"] = dry_run
-        obj.say(f"  {summary['pages_read']} pages, {summary['eligible']} eligible, {summary['with_links']} with links "
-                f"({summary['links']} links), {summary['null_rows']} NULL rows; skipped {summary['skipped']}")
-        if database is not None:
-            obj.say(f"linkrec: writing to {describe(db) if db else 'the embedded database'}"
-                    f"{' and ' + (describe(search_url) if search_url else events) if tags else ''} …")
-            published = publish(_page_results(spark, warehouse, config.wiki, result.output), database, tags,
-                                config.sinks.batch_size, force)
-            summary.update(published.summary())
+        if "changed" in summary:
             obj.say(f"  database: {summary['database']}")
             if "search" in summary:
                 obj.say(f"  search: {summary['search']}")
             obj.say("  nothing changed" if not summary["changed"] else "  changes written")
+        if report_dir:
+            from pipeline.report import build_report, write_report
+
+            run_id = moment.strftime("%Y%m%dT%H%M%S")
+            report, images = build_report(spark, warehouse, wiki, run_id, summary, outputs, topic_counts)
+            summary["report"] = dict(zip(("json", "html"), write_report(report_dir, report, images), strict=True))
+            obj.say(f"linkrec: report {summary['report']['html']}")
     finally:
         for sink in (database, tags):
             if sink is not None:
@@ -465,15 +582,13 @@ def _recommend(obj: Context, config: Config, pages, page_ids, titles_file, now, 
 @with_options(recommend_options)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def recommend_command(obj: Context, wiki, pages, page_ids, titles_file, now, model_name, ignore_gate, force,
-                      dry_run, lookups_path, as_json, **sinks):
-    """Compute link recommendations for the selected pages (default: all) and write them."""
+def recommend_command(obj: Context, wiki, as_json, **options):
+    """Compute link recommendations for the selected pages (default: the configured targeting) and write them."""
     from pipeline.model.train import ModelError
 
     try:
         config = obj.config(wiki)
-        summary = _recommend(obj, config, pages, page_ids, titles_file, now, model_name, ignore_gate, force,
-                             dry_run, lookups_path, **sinks)
+        summary = _recommend(obj, config, **options)
     except (ConfigError, ModelError) as exc:
         fail(str(exc))
     except SinkError as exc:

@@ -100,21 +100,43 @@ def _match_index(segments: list[Segment], segment_index: int, start: int, text: 
     return before + segments[segment_index].text[:start].count(text)
 
 
-def finish(prepared: PreparedArticle, scores, settings: EngineSettings) -> list[dict]:
-    """Scores (one per candidate, in order) → the links of gelr_data, or [] below the minimum."""
+def _scored(prepared: PreparedArticle, scores):
+    """Candidates with positions made global (matches are per segment) → (scored list, segment of each)."""
     segment_of = {}
     scored = []
     for (candidate, index), score in zip(prepared.candidates, scores, strict=True):
-        # matches are per segment: make positions global so that ordering works across segments
         base = prepared.segments[index].offset
         shifted = Candidate(Match(base + candidate.match.start, base + candidate.match.end, candidate.match.anchor),
                             candidate.text, candidate.target_id, candidate.target_title, candidate.features)
         segment_of[(shifted.match.start, shifted.target_id)] = (index, candidate.match.start, candidate.match.end)
         scored.append((shifted, float(score)))
+    return scored, segment_of
+
+
+def finish(prepared: PreparedArticle, scores, settings: EngineSettings) -> list[dict]:
+    """Scores (one per candidate, in order) → the links of gelr_data, or [] below the minimum."""
+    return outcome(prepared, scores, settings).links
+
+
+@dataclass
+class Outcome:
+    links: list[dict]
+    link_counts: list[int]  # links a task would hold if the minimum score were each of REPORT_THRESHOLDS
+    scores: list[float]  # scores of the links chosen at the lowest report threshold (for the score histogram)
+
+
+REPORT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def outcome(prepared: PreparedArticle, scores, settings: EngineSettings) -> Outcome:
+    scored, segment_of = _scored(prepared, scores)
+    counts = [len(choose_links(scored, threshold, prepared.linked_targets, settings.maximum_links_per_task))
+              for threshold in REPORT_THRESHOLDS]
+    lowest = [round(p, 4) for _, p in choose_links(scored, REPORT_THRESHOLDS[0], prepared.linked_targets)]
     chosen = choose_links(scored, settings.minimum_link_score, prepared.linked_targets,
                           settings.maximum_links_per_task)
     if len(chosen) < settings.minimum_links_per_task:
-        return []
+        return Outcome([], counts, lowest)
     links = []
     for position, (candidate, score) in enumerate(chosen):
         index, start, end = segment_of[(candidate.match.start, candidate.target_id)]
@@ -129,14 +151,14 @@ def finish(prepared: PreparedArticle, scores, settings: EngineSettings) -> list[
             "context_after": segment[end:end + CONTEXT_CHARS],
             "link_index": position,
         })
-    return links
+    return Outcome(links, counts, lowest)
 
 
-def finish_batch(prepared: list[PreparedArticle], score, settings: EngineSettings) -> list[list[dict]]:
-    """The links of many articles, their candidates scored in one call of `score` (features → scores)."""
+def finish_batch(prepared: list[PreparedArticle], score, settings: EngineSettings) -> list[Outcome]:
+    """The outcomes of many articles, their candidates scored in one call of `score` (features → scores)."""
     scores = list(score([c.features for item in prepared for c, _ in item.candidates]))
     out, at = [], 0
     for item in prepared:
-        out.append(finish(item, scores[at:at + len(item.candidates)], settings))
+        out.append(outcome(item, scores[at:at + len(item.candidates)], settings))
         at += len(item.candidates)
     return out

@@ -37,6 +37,9 @@ OUTPUT_SCHEMA = T.StructType([
     T.StructField("gelr_data", T.StringType(), True),
     T.StructField("reason", T.StringType(), False),
     T.StructField("links", T.IntegerType(), False),
+    # For the run report: links available at each engine.REPORT_THRESHOLDS value, and their scores at the lowest.
+    T.StructField("link_counts", T.ArrayType(T.IntegerType()), True),
+    T.StructField("scores", T.ArrayType(T.FloatType()), True),
 ])
 BATCH_ARTICLES = 200
 BATCH_CANDIDATES = 50_000
@@ -97,11 +100,13 @@ def output_rows(pairs: list, context: Context, booster):
     """(page row, prepared article) pairs → output rows, all their candidates scored in one model call."""
     results = finish_batch([prepared for _, prepared in pairs], lambda f: predict(booster, f).tolist(),
                            context.settings)
-    for (row, _), links in zip(pairs, results, strict=True):
-        if links:
-            yield (context.wiki, row.page_id, row.revision_id, _gelr_data(links, context.meta), rules.OK, len(links))
+    for (row, _), result in zip(pairs, results, strict=True):
+        if result.links:
+            yield (context.wiki, row.page_id, row.revision_id, _gelr_data(result.links, context.meta), rules.OK,
+                   len(result.links), result.link_counts, result.scores)
         else:
-            yield (context.wiki, row.page_id, row.revision_id, None, rules.TOO_FEW_LINKS, 0)
+            yield (context.wiki, row.page_id, row.revision_id, None, rules.TOO_FEW_LINKS, 0, result.link_counts,
+                   result.scores)
 
 
 def _rejected_kept_out(prepared, context: Context):
@@ -137,7 +142,7 @@ def run_partition(rows, context_broadcast):
     for row in rows:
         reason = _reason(check, row, context)
         if reason is not None:
-            yield (context.wiki, row.page_id, row.revision_id, None, reason, 0)
+            yield (context.wiki, row.page_id, row.revision_id, None, reason, 0, None, None)
             continue
         prepared = prepare(row.wikitext, row.page_id, context.lookups, context.titles, context.normaliser,
                            context.settings)
@@ -173,7 +178,8 @@ def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pa
                                     ELIGIBILITY_SCHEMA, verifySchema=False).cache()
     skipped = checked.where(F.col("reason").isNotNull()).select(
         F.lit(wiki).alias("wiki"), "page_id", "revision_id", F.lit(None).cast("string").alias("gelr_data"), "reason",
-        F.lit(0).alias("links"))
+        F.lit(0).alias("links"), F.lit(None).cast("array<int>").alias("link_counts"),
+        F.lit(None).cast("array<float>").alias("scores"))
     titles = (warehouse.read("titles", wiki, snapshot)
               .where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull())
               .select("title", "resolved_page_id"))

@@ -1,0 +1,177 @@
+"""The run report of one wiki and run: a JSON file and a self-contained HTML page (plots embedded)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+
+from pipeline.recommend import eligibility as rules
+from pipeline.recommend.engine import REPORT_THRESHOLDS
+
+COVERAGE_LEVELS = (1, 5, 10)
+HISTOGRAM_BINS = 10  # over 0.5 … 1.0
+
+
+def run_statistics(spark, outputs: list[str]) -> dict:
+    """Coverage (share of eligible articles with ≥1/≥5/≥10 links per threshold) and the score histogram."""
+    from pyspark.sql import functions as F
+
+    if not outputs:
+        return {"eligible": 0, "coverage": [], "score_histogram": []}
+    frame = spark.read.parquet(*outputs).where(F.col("reason").isin(rules.OK, rules.TOO_FEW_LINKS))
+    aggregates = [F.count(F.lit(1)).alias("eligible")]
+    for i, _ in enumerate(REPORT_THRESHOLDS):
+        for level in COVERAGE_LEVELS:
+            aggregates.append(F.sum((F.coalesce(F.col("link_counts")[i], F.lit(0)) >= level).cast("int"))
+                              .alias(f"c{i}_{level}"))
+    row = frame.agg(*aggregates).first()
+    eligible = row["eligible"]
+    coverage = [{"threshold": t, **{f"share_with_{level}": round((row[f"c{i}_{level}"] or 0) / eligible, 4)
+                                    if eligible else 0.0 for level in COVERAGE_LEVELS}}
+                for i, t in enumerate(REPORT_THRESHOLDS)]
+    low = REPORT_THRESHOLDS[0]
+    width = (1.0 - low) / HISTOGRAM_BINS
+    binned = (frame.select(F.explode("scores").alias("score"))
+              .select(F.least(F.floor((F.col("score") - low) / width), F.lit(HISTOGRAM_BINS - 1)).cast("int")
+                      .alias("bin")).groupBy("bin").count().collect())
+    counts = {r["bin"]: r["count"] for r in binned}
+    histogram = [{"from": round(low + b * width, 3), "to": round(low + (b + 1) * width, 3), "links": counts.get(b, 0)}
+                 for b in range(HISTOGRAM_BINS)]
+    return {"eligible": eligible, "coverage": coverage, "score_histogram": histogram}
+
+
+def model_curves(warehouse, summary: dict) -> tuple[dict, bytes | None]:
+    """The backtest curves of the model used (from its metrics.csv) and its plot."""
+    from pipeline.model.train import model_root
+
+    model, version = summary.get("model"), summary.get("version")
+    if not model or not version:
+        return {}, None
+    folder = f"{model_root(warehouse, model)}/{version}"
+    text = warehouse.read_text(f"{folder}/metrics.csv")
+    curves: dict[str, list[dict]] = {}
+    for row in csv.DictReader(io.StringIO(text or "")):
+        curves.setdefault(row["protocol"], []).append(
+            {"threshold": float(row["threshold"]), "precision": float(row["precision"]),
+             "recall": float(row["recall"]), "n_sentences": int(row["n_sentences"])})
+    return curves, warehouse.read_bytes(f"{folder}/backtest.png")
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def plots(statistics: dict) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
+    bins = statistics["score_histogram"]
+    axis.bar([b["from"] for b in bins], [b["links"] for b in bins], width=(bins[0]["to"] - bins[0]["from"]) * 0.9
+             if bins else 0.05, align="edge", color="tab:blue")
+    axis.set_xlabel("link score")
+    axis.set_ylabel("links")
+    axis.set_title("Scores of the links found (threshold 0.5)")
+    out["score_histogram"] = _png(figure)
+    plt.close(figure)
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for level, colour in zip(COVERAGE_LEVELS, ("tab:green", "tab:orange", "tab:red"), strict=True):
+        axis.plot([c["threshold"] for c in statistics["coverage"]],
+                  [c[f"share_with_{level}"] for c in statistics["coverage"]], "o-", color=colour, label=f"≥ {level}")
+    axis.set_xlabel("minimum link score")
+    axis.set_ylabel("share of eligible articles")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    axis.set_title("Coverage")
+    out["coverage"] = _png(figure)
+    plt.close(figure)
+    return out
+
+
+def _table(rows: list[list], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(report: dict, images: dict[str, bytes]) -> str:
+    """One page, no external resources: images as data URIs."""
+    figures = "".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
+        for name, data in images.items() if data)
+    run = report["run"]
+    counts = [[key, value] for key, value in (
+        ("pages read", run.get("pages_read")), ("eligible", run.get("eligible")),
+        ("with recommendations", run.get("with_links")), ("NULL rows", run.get("null_rows")),
+        ("links", run.get("links")), ("rows written", report["database"].get("rows_written")),
+        ("NULL rows written", report["database"].get("null_rows_written")),
+        ("rows deleted", report["database"].get("rows_deleted")),
+        ("tags set", report.get("search", {}).get("tags_set", "–")),
+        ("tags cleared", report.get("search", {}).get("tags_cleared", "–")))]
+    skipped = [[reason, n] for reason, n in sorted(run.get("skipped", {}).items())]
+    stages = [[stage, seconds] for stage, seconds in report.get("seconds_per_stage", {}).items()]
+    coverage = [[c["threshold"], *(f"{100 * c[f'share_with_{level}']:.1f}%" for level in COVERAGE_LEVELS)]
+                for c in report["statistics"]["coverage"]]
+    topics = [[t, before, report["topics"]["after"].get(t)] for t, before in
+              sorted(report["topics"]["before"].items())] if report.get("topics") else []
+    sections = [
+        f"<h1>linkrec run report: {html.escape(report['wiki'])}</h1>",
+        f"<p>run {html.escape(report['run_id'])} · model {html.escape(str(report.get('model')))} "
+        f"{html.escape(str(report.get('version')))} · snapshot {html.escape(str(report.get('snapshot')))}</p>",
+        "<h2>Pages and writes</h2>", _table(counts, ["", "count"]),
+        "<h2>Skipped, by reason</h2>", _table(skipped, ["reason", "pages"]),
+        "<h2>Time per stage (s)</h2>", _table(stages, ["stage", "seconds"]),
+        "<h2>Coverage</h2>", _table(coverage, ["threshold", *(f"≥ {level} links" for level in COVERAGE_LEVELS)]),
+    ]
+    if topics:
+        sections += ["<h2>Tasks per topic</h2>", _table(topics, ["topic", "before", "after"])]
+    sections += ["<h2>Plots</h2>", figures]
+    style = ("body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}figure{display:inline-block;margin:1em}")
+    # The script marks the page once every plot has decoded, so a headless browser can check it.
+    script = ("<script>window.addEventListener('load',function(){var ok=Array.from(document.images).filter("
+              "function(i){return i.complete&&i.naturalWidth>0}).length;document.body.setAttribute("
+              "'data-images-loaded',String(ok))});</script>")
+    title = f"linkrec {html.escape(report['wiki'])}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{style}</style></head><body>{''.join(sections)}{script}</body></html>")
+
+
+def write_report(report_dir: str, report: dict, images: dict[str, bytes]) -> tuple[str, str]:
+    os.makedirs(report_dir, exist_ok=True)
+    stem = os.path.join(report_dir, f"{report['wiki']}-{report['run_id']}")
+    with open(f"{stem}.json", "w", encoding="utf-8") as handle:
+        json.dump(report, handle, ensure_ascii=False, indent=2, sort_keys=True)
+    with open(f"{stem}.html", "w", encoding="utf-8") as handle:
+        handle.write(render_html(report, images))
+    return f"{stem}.json", f"{stem}.html"
+
+
+def build_report(spark, warehouse, wiki: str, run_id: str, summary: dict, outputs: list[str],
+                 topics: dict | None = None) -> tuple[dict, dict[str, bytes]]:
+    statistics = run_statistics(spark, outputs)
+    curves, backtest_png = model_curves(warehouse, summary)
+    report = {"wiki": wiki, "run_id": run_id, "model": summary.get("model"), "version": summary.get("version"),
+              "snapshot": summary.get("snapshot"),
+              "run": {k: summary.get(k) for k in ("pages_read", "eligible", "with_links", "null_rows", "links",
+                                                  "skipped", "dry_run")},
+              "database": summary.get("database", {}), "seconds_per_stage": summary.get("seconds_per_stage", {}),
+              "statistics": statistics, "backtest": curves}
+    if "search" in summary:
+        report["search"] = summary["search"]
+    if topics:
+        report["topics"] = topics
+    images = plots(statistics)
+    if backtest_png:
+        images["backtest"] = backtest_png
+    return report, images

@@ -1,0 +1,22 @@
+"""Page-id iteration: every article in page-id order from a cursor stored with the sink, at most `limit`
+per run, starting over after the last page. The cursor moves only once a batch is written."""
+
+from __future__ import annotations
+
+STATE_NAME = "iterate_cursor"
+
+
+def next_batch(database, wiki: str, article_ids: list[int], limit: int) -> list[int]:
+    """The next pages after the stored cursor (the first ones again once the end was reached)."""
+    if limit <= 0:
+        raise ValueError("iterate targeting needs a limit above 0 (--limit N)")
+    cursor = int(database.get_state(wiki, STATE_NAME) or 0)
+    ordered = sorted(article_ids)
+    remaining = [page for page in ordered if page > cursor] or ordered
+    return remaining[:limit]
+
+
+def advance(database, wiki: str, batch: list[int]) -> None:
+    """Called after the batch's rows and tags are written: a failure before this re-does the batch."""
+    if batch:
+        database.set_state(wiki, STATE_NAME, str(max(batch)))
