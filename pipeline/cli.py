@@ -297,11 +297,91 @@ def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None
             summary["train"] = {"reused": False, **trained.summary()}
     stages["train"] = round(time.time() - mark, 2)
     mark = time.time()
-    summary["recommend"] = _recommend(obj, config, model_name=model_name, force=force, **options)
-    stages["recommend"] = round(time.time() - mark, 2)
-    summary["seconds_per_stage"] = {**stages, **summary["recommend"].get("seconds_per_stage", {})}
+    summary["recommend"] = _recommend(obj, config, model_name=model_name, force=force, earlier_stages=stages,
+                                      **options)
+    summary["seconds_per_stage"] = summary["recommend"]["seconds_per_stage"]
     summary["seconds"] = round(time.time() - started, 2)
     return summary, 0
+
+
+def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[str | None, str | None]:
+    """(dump, table) of one wiki: the newest file in DUMP_DIR named <wiki>-*, or PATH/wiki=<wiki> (or PATH/<wiki>)."""
+    if tables:
+        for folder in (os.path.join(tables, f"wiki={wiki}"), os.path.join(tables, wiki)):
+            if os.path.isdir(folder):
+                return None, folder
+        raise ConfigError(f"{tables}: no wiki={wiki} (or {wiki}) folder")
+    try:
+        names = [n for n in os.listdir(dump_dir) if n.startswith(f"{wiki}-") and "index" not in n]
+    except OSError as exc:
+        raise ConfigError(f"--dump-dir {dump_dir}: {exc.strerror}") from None
+    if not names:
+        raise ConfigError(f"{dump_dir}: no dump named {wiki}-*")
+    paths = [os.path.join(dump_dir, n) for n in names]
+    return max(paths, key=lambda path: (os.path.getmtime(path), path)), None
+
+
+@main.command("nightly")
+@click.option("--wikis", required=True, help="Comma-separated wiki database names.")
+@click.option("--dump-dir", type=click.Path(file_okay=False), help="Folder of dumps: each wiki's newest <wiki>-* file.")
+@click.option("--tables", type=click.Path(file_okay=False), help="Folder of page tables: PATH/wiki=<wiki>.")
+@click.option("--db", help="Database URL; {wiki} is replaced by the wiki name [default: the embedded SQLite file].")
+@click.option("--search-url", help="Search server for the tags (see `recommend`).")
+@click.option("--search-mode", type=click.Choice(["cirrus", "painless"]), help="How tags are updated.")
+@click.option("--events", type=click.Path(), help="Folder for the page_weighted_tags_change event files.")
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Write each wiki's run report here.")
+@click.option("--ignore-gate", is_flag=True, help="Use models that did not pass the release gate.")
+@click.option("--allow-truncated", is_flag=True, help="Truncated dumps are used (their complete pages).")
+@click.option("--force", is_flag=True, help="Re-ingest, retrain and rewrite even when up to date.")
+@click.option("--now", help="Reference time, ISO 8601 [default: now]; its day names the run for resuming.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@click.pass_obj
+def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, events, report_dir, ignore_gate,
+            allow_truncated, force, now, as_json):
+    """Per wiki: ingest when the input is newer, retrain when data or config changed, gate, select pages
+    with the configured targeting, recommend, write the sinks and the report. One wiki failing does not
+    stop the others (exit 1 names them); a re-run on the same day skips the wikis already done."""
+    from pipeline.warehouse import resolve_root
+
+    if bool(dump_dir) == bool(tables):
+        fail("give exactly one of --dump-dir DIR or --tables PATH", 2)
+    names = [w.strip() for w in wikis.split(",") if w.strip()]
+    moment = _now(now)
+    run_id = moment.strftime("%Y%m%d")
+    root = resolve_root(obj.warehouse_option)
+    if "://" in root:
+        fail("nightly keeps its progress under a local warehouse; use a local --warehouse", 2)
+    state_path = os.path.join(root, "_nightly", f"{run_id}.json")
+    state = json.loads(open(state_path, encoding="utf-8").read()) if os.path.exists(state_path) else {"wikis": {}}
+    outcome: dict = {"run": run_id, "wikis": {}}
+    for wiki in names:
+        if state["wikis"].get(wiki, {}).get("status") == "ok" and not force:
+            obj.say(f"linkrec: {wiki}: done already in run {run_id}; skipped")
+            outcome["wikis"][wiki] = {"status": "done_earlier"}
+            continue
+        obj.say(f"linkrec: === {wiki} ===")
+        try:
+            dump, table = newest_input(wiki, dump_dir, tables)
+            summary, code = run_wiki(
+                obj, wiki, dump=dump, table=table, allow_truncated=allow_truncated, force=force,
+                now=moment.isoformat(), ignore_gate=ignore_gate, db=db.replace("{wiki}", wiki) if db else None,
+                search_url=search_url, search_mode=search_mode, events=events, report_dir=report_dir)
+            entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
+        except Exception as exc:  # noqa: BLE001 - one wiki's failure must not stop the others
+            obj.say(f"linkrec: {wiki} failed: {exc}")
+            entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        outcome["wikis"][wiki] = entry
+        state["wikis"][wiki] = {k: v for k, v in entry.items() if k != "summary"}
+        os.makedirs(os.path.dirname(state_path), exist_ok=True)
+        with open(state_path, "w", encoding="utf-8") as handle:
+            json.dump(state, handle, indent=2, sort_keys=True)
+    failed = [w for w, e in outcome["wikis"].items() if e["status"] in ("failed", "incomplete")]
+    outcome["failed"] = failed
+    obj.say(f"linkrec: nightly {run_id}: {len(names) - len(failed)} of {len(names)} wikis done"
+            + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if as_json:
+        emit_json(outcome)
+    sys.exit(EXIT_FAILED if failed else 0)
 
 
 @main.command("train")
@@ -479,7 +559,8 @@ def _topic_source(obj: Context, config: Config, database, tags, topics_file: str
 
 def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_file=None, now=None, model_name=None,
                ignore_gate=False, force=False, dry_run=False, lookups_path="broadcast", db=None, search_url=None,
-               search_mode=None, events=None, targeting=None, limit=None, topics=None, report_dir=None) -> dict:
+               search_mode=None, events=None, targeting=None, limit=None, topics=None, report_dir=None,
+               earlier_stages: dict | None = None) -> dict:
     from pipeline.progress import Progress, spark_progress
     from pipeline.recommend.job import Selection, recommend
     from sinks.base import publish
@@ -537,12 +618,15 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
             minimum = config.targeting.minimum_tasks_per_topic
             before = {label: source.tasks(label) for label in source.labels}
             evaluated: set[int] = set()
+            selected_per_topic: dict[str, int] = {}
             rounds = 0
             while True:
                 chosen = topic_targeting.picks(source, minimum, config.targeting.seed, evaluated)
                 selected = sorted({page for batch in chosen.values() for page in batch})
                 if not selected:
                     break
+                for label, batch in chosen.items():
+                    selected_per_topic[label] = selected_per_topic.get(label, 0) + len(batch)
                 obj.say(f"linkrec: topic round {rounds + 1}: {len(selected)} articles for {len(chosen)} topics below "
                         f"{minimum} tasks")
                 summary = _merge(summary, one_round(Selection(page_ids=tuple(selected))))
@@ -553,7 +637,8 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                 source.refresh()
             after = {label: source.tasks(label) for label in source.labels}
             topic_counts = {"minimum": minimum, "before": before, "after": after}
-            summary["targeting"] = {"strategy": "topics", "rounds": rounds, "pages": len(evaluated), **topic_counts}
+            summary["targeting"] = {"strategy": "topics", "rounds": rounds, "pages": len(evaluated),
+                                    "selected": selected_per_topic, **topic_counts}
         else:
             summary = one_round(_selection(pages, page_ids, titles_file) if explicit else Selection())
             summary["targeting"] = {"strategy": strategy}
@@ -563,6 +648,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
             if "search" in summary:
                 obj.say(f"  search: {summary['search']}")
             obj.say("  nothing changed" if not summary["changed"] else "  changes written")
+        summary["seconds_per_stage"] = {**(earlier_stages or {}), **summary.get("seconds_per_stage", {})}
         if report_dir:
             from pipeline.report import build_report, write_report
 

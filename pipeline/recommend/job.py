@@ -16,9 +16,11 @@ from pyspark.sql import types as T
 from pipeline import __version__
 from pipeline.config import Config
 from pipeline.model.train import (
+    MODEL_TABLES,
     ModelError,
     article_count,
     booster_from_bytes,
+    build_tables,
     current_snapshot,
     load_lookups,
     load_model,
@@ -239,6 +241,8 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         raise ModelError(f"model {name} {record['version']} is not released for {wiki} "
                          f"({record.get('reason', 'gate failed')}); use --ignore-gate to use it anyway")
     checksums = json.loads(warehouse.read_text(f"{model_root(warehouse, name)}/{record['version']}/checksums.json"))
+    if not all(warehouse.exists(warehouse.table(t, wiki, snapshot)) for t in MODEL_TABLES):
+        build_tables(spark, warehouse, config)  # a wiki served by another wiki's or a joint model
     join = lookups_path == "join"
     lookups = None if join else load_lookups(warehouse, config, "reference")
     excluded = warehouse.read("excluded_targets", wiki, snapshot)
