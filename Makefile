@@ -6,7 +6,7 @@ WIKI ?= ltgwiki
 .PHONY: run test lint bench-ingest
 
 run:
-	LINKREC_SKIP_MARIADB=1 bash .ci/machine.sh
+	LINKREC_SKIP_MARIADB=1 LINKREC_SKIP_BROWSER=1 bash .ci/machine.sh
 	$(PYTHON) -m pip install -q -e .
 	linkrec run --wiki $(WIKI) --dump $(DUMP)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure this machine has what linkrec and its tests need beyond PyPI:
-# Java 17+ for Spark, and a MariaDB server on 127.0.0.1:3306 with a `test` database.
+# Java 17+ for Spark, a MariaDB server on 127.0.0.1:3306 with a `test` database, and Chromium for the
+# report test.
 # Installs from Debian's packages only when something is missing; safe to run again.
 set -euo pipefail
 
@@ -14,6 +15,12 @@ java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | he
 if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then
   echo "machine: installing Java 17 (openjdk-17-jre-headless)"
   apt_install openjdk-17-jre-headless
+fi
+
+# The run-report test renders the HTML page in a real headless browser.
+if [ "${LINKREC_SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null; then
+  echo "machine: installing Chromium (chromium)"
+  apt_install chromium
 fi
 
 if [ "${LINKREC_SKIP_MARIADB:-0}" != 1 ]; then

@@ -341,18 +341,17 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
     """Per wiki: ingest when the input is newer, retrain when data or config changed, gate, select pages
     with the configured targeting, recommend, write the sinks and the report. One wiki failing does not
     stop the others (exit 1 names them); a re-run on the same day skips the wikis already done."""
-    from pipeline.warehouse import resolve_root
-
     if bool(dump_dir) == bool(tables):
         fail("give exactly one of --dump-dir DIR or --tables PATH", 2)
     names = [w.strip() for w in wikis.split(",") if w.strip()]
     moment = _now(now)
     run_id = moment.strftime("%Y%m%d")
-    root = resolve_root(obj.warehouse_option)
-    if "://" in root:
-        fail("nightly keeps its progress under a local warehouse; use a local --warehouse", 2)
-    state_path = os.path.join(root, "_nightly", f"{run_id}.json")
-    state = json.loads(open(state_path, encoding="utf-8").read()) if os.path.exists(state_path) else {"wikis": {}}
+    try:
+        warehouse = obj.warehouse(obj.config(names[0]))
+    except ConfigError as exc:
+        fail(str(exc))
+    state_path = f"{warehouse.root}/_nightly/{run_id}.json"
+    state = json.loads(warehouse.read_text(state_path) or '{"wikis": {}}')
     outcome: dict = {"run": run_id, "wikis": {}}
     for wiki in names:
         if state["wikis"].get(wiki, {}).get("status") == "ok" and not force:
@@ -365,16 +364,15 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
             summary, code = run_wiki(
                 obj, wiki, dump=dump, table=table, allow_truncated=allow_truncated, force=force,
                 now=moment.isoformat(), ignore_gate=ignore_gate, db=db.replace("{wiki}", wiki) if db else None,
-                search_url=search_url, search_mode=search_mode, events=events, report_dir=report_dir)
+                search_url=search_url, search_mode=search_mode, events=os.path.join(events, "") if events else None,
+                report_dir=report_dir)
             entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
         except Exception as exc:  # noqa: BLE001 - one wiki's failure must not stop the others
             obj.say(f"linkrec: {wiki} failed: {exc}")
             entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         outcome["wikis"][wiki] = entry
         state["wikis"][wiki] = {k: v for k, v in entry.items() if k != "summary"}
-        os.makedirs(os.path.dirname(state_path), exist_ok=True)
-        with open(state_path, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2, sort_keys=True)
+        warehouse.write_text(state_path, json.dumps(state, indent=2, sort_keys=True))
     failed = [w for w, e in outcome["wikis"].items() if e["status"] in ("failed", "incomplete")]
     outcome["failed"] = failed
     obj.say(f"linkrec: nightly {run_id}: {len(names) - len(failed)} of {len(names)} wikis done"
