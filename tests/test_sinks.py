@@ -195,7 +195,8 @@ def test_a_connection_killed_in_the_middle_of_a_run_loses_and_duplicates_nothing
     assert rows == {r.revision_id: (r.page_id, r.gelr_data) for r in results}
 
 
-def test_credentials_never_appear_in_output(mariadb_server, warehouse_dir, ingested, ltg_model, tmp_path):
+def test_credentials_never_appear_in_output(mariadb_server, warehouse_dir, ingested, ltg_model, tmp_path,
+                                            monkeypatch):
     name = f"linkrec_cred_{tmp_path.name[-8:].replace('-', '_')}"
     secret = "Sup3r-Secret-pw"
     admin = mariadb_admin()
@@ -212,9 +213,19 @@ def test_credentials_never_appear_in_output(mariadb_server, warehouse_dir, inges
         assert ok.exit_code == 0 and last_json(ok.stdout)["database"]["rows_written"] >= 1
         wrong = run_cli(base + ["--db", f"mysql://linkrec_t:{secret}x@127.0.0.1:3306/{name}"])
         assert wrong.exit_code != 0 and "Access denied" in wrong.stderr
-        unreachable = run_cli(base + ["--db", good, "--search-url", f"http://u:{secret}@127.0.0.1:9/"])
+        unreachable = run_cli(["--set", "sinks.retries=1", "--set", "sinks.backoff_seconds=0.01"] + base
+                              + ["--db", good, "--search-url", f"http://u:{secret}@127.0.0.1:9/"])
         assert unreachable.exit_code == 3
-        for result in (ok, wrong, unreachable):
+        option_file = tmp_path / "my.cnf"
+        option_file.write_text(f"[client]\nuser=linkrec_t\npassword={secret}\n")
+        from_file = run_cli(base + ["--db", f"mysql://127.0.0.1:3306/{name}?read_default_file={option_file}"])
+        assert from_file.exit_code == 0, from_file.stderr
+        monkeypatch.setenv("LINKREC_DB_USER", "linkrec_t")
+        monkeypatch.setenv("LINKREC_DB_PASSWORD", secret)
+        from_env = run_cli(base + ["--db", f"mysql://127.0.0.1:3306/{name}"])
+        assert from_env.exit_code == 0, from_env.stderr
+        assert not last_json(from_env.stdout)["changed"]  # the same rows, whichever way the password came
+        for result in (ok, wrong, unreachable, from_file, from_env):
             assert secret not in result.stdout and secret not in result.stderr
     finally:
         with admin.cursor() as cursor:
@@ -269,6 +280,34 @@ def test_cirrus_request_bodies_equal_the_golden_bodies():
     golden = [json.loads(line) for line in (FIXTURES / "search" / "cirrus_bulk.ndjson").read_text().splitlines()]
     assert [json.loads(line) for line in Recorder.bodies[0].splitlines()] == golden
     assert counts.unchanged == 2 and counts.requests == 1
+
+
+class Overloaded(Recorder):
+    """Answers the first `_bulk` request's second item with 429, then everything with `updated`."""
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Recorder.bodies.append(body)
+        updates = [json.loads(line)["update"]["_id"] for line in body.splitlines()[::2]]
+        first = len(Recorder.bodies) == 1
+        self._answer({"errors": first, "items": [
+            {"update": {"_id": page, "status": 429 if first and i == 1 else 200, "result": "updated"}}
+            for i, page in enumerate(updates)]})
+
+    do_PUT = do_POST  # noqa: N815
+
+
+def test_overloaded_updates_are_retried_alone():
+    server = HTTPServer(("127.0.0.1", 0), Overloaded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Recorder.bodies = []
+    try:
+        tags = IndexTags(f"http://127.0.0.1:{server.server_port}", "x_content", "cirrus", backoff_seconds=0.01)
+        counts = tags.apply([TagChange(page, "", 0, SET, True) for page in (1, 2, 3)])
+    finally:
+        server.shutdown()
+    assert counts.retries == 1 and counts.tags_set == 3 and counts.requests == 2
+    assert [json.loads(line)["update"]["_id"] for line in Recorder.bodies[1].splitlines()[::2]] == ["2"]
 
 
 def test_bulk_requests_are_bounded_and_never_carry_an_empty_tag_list():
