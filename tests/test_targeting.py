@@ -206,3 +206,18 @@ def test_the_run_report_holds_the_figures_and_renders_in_a_real_browser(nightly_
     image = Image.open(shot).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 20)
     assert image.size == (1000, 2600) and len(colours) > 50  # plots drawn, not a blank page
+
+
+def test_topic_targeting_from_a_topic_table_without_an_index(ingested, warehouse_dir, ltg_model, tmp_path):
+    db = f"sqlite:///{tmp_path / 'wiki.db'}"
+    table = FIXTURES / "topics" / "enwiki-vital-articles-topics.json"
+    result = run_cli(["--warehouse", str(warehouse_dir), "--set", "targeting.minimum_tasks_per_topic=2",
+                      "--set", "recommend.minimum_link_score=0.2", "--set", "recommend.minimum_links_per_task=1",
+                      "recommend", "--wiki", "enwiki", "--model", "ltgwiki", "--ignore-gate", "--targeting", "topics",
+                      "--topics", str(table), "--db", db, "--now", "2026-01-01T00:00:00Z", "--json"])
+    assert result.exit_code == 0, result.stderr
+    targeting = last_json(result.stdout)["targeting"]
+    assert "Culture.Biography.Biography*" in targeting["before"] and "Uncategorized" not in targeting["before"]
+    assert set(targeting["selected"]) == set(targeting["before"])
+    assert sum(targeting["after"].values()) > 0 and all(
+        targeting["after"][t] >= targeting["before"][t] for t in targeting["before"])
