@@ -104,6 +104,9 @@ class ModelConfig:
     # small wikis test more of their articles, so that the backtest has enough sentences
     min_test_articles: int = 200
     max_test_fraction: float = 0.6
+    # a wiki with fewer usable links cannot train a model of its own: all its articles are held out for
+    # evaluating joint models on it
+    min_training_links: int = 500
     n_estimators: int = 200
     max_depth: int = 6
     learning_rate: float = 0.1
@@ -114,8 +117,8 @@ class ModelConfig:
     def check(self) -> None:
         _fraction(self.test_fraction, "model.test_fraction")
         _fraction(self.max_test_fraction, "model.max_test_fraction")
-        if self.min_test_articles < 0:
-            raise ConfigError("model.min_test_articles must not be negative")
+        if self.min_test_articles < 0 or self.min_training_links < 0:
+            raise ConfigError("model.min_test_articles and model.min_training_links must not be negative")
         _positive(self.n_estimators, "model.n_estimators")
         _positive(self.max_depth, "model.max_depth")
         _positive(self.candidates_per_anchor, "model.candidates_per_anchor")

@@ -60,7 +60,8 @@ def siteinfo_of(warehouse, wiki: str, snapshot: str) -> SiteInfo:
 def tables_fingerprint(config: Config, snapshot: str, wikidata: str | None) -> str:
     model = config.model
     relevant = {"snapshot": snapshot, "text": config.to_dict()["text"], "dictionary": config.to_dict()["dictionary"],
-                "split": [model.test_fraction, model.min_test_articles, model.max_test_fraction, model.seed],
+                "split": [model.test_fraction, model.min_test_articles, model.max_test_fraction, model.seed,
+                          model.min_training_links],
                 "wikidata": wikidata, "version": __version__, "tables": tables.TABLES_VERSION}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -96,13 +97,15 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
                          .where(F.col("count") >= min_links).collect()]
     matcher = AnchorMatcher(candidate_anchors, config.text.language)
     article_text = write("article_text", tables.build_article_text(spark, pages, matcher, normaliser, config))
-    fraction = tables.effective_test_fraction(config, articles)
+    usable_links = usable.count()
+    test_only = usable_links < config.model.min_training_links
+    fraction = 1.0 if test_only else tables.effective_test_fraction(config, articles)
     sentences = write("sentences", tables.build_sentences(article_text, usable, fraction, config.model.seed))
     removed = (sentences.where("gold").select(F.col("page_id").alias("source_page_id"), F.explode("links").alias("l"))
                .select("source_page_id", F.col("l.offset").alias("offset")))
     stats = {"snapshot": snapshot, "fingerprint": fingerprint, "articles": articles, "test_fraction": fraction,
-             "min_anchor_links": min_links,
-             "excluded_targets": excluded.count(), "usable_links": usable.count()}
+             "test_only": test_only, "min_anchor_links": min_links,
+             "excluded_targets": excluded.count(), "usable_links": usable_links}
     for protocol in tables.PROTOCOLS:
         cut = removed if protocol == "leakage_free" else None
         built = tables.build_dictionary(usable, article_text, config, min_links, cut)
@@ -376,6 +379,11 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     """Every stage for one wiki: tables, a model per protocol, backtests, gate, artifacts."""
     wiki = config.wiki
     table_stats = build_tables(spark, warehouse, config, wikidata, force)
+    if table_stats.get("test_only"):
+        raise ModelError(f"{wiki}: only {table_stats['usable_links']} usable links (model.min_training_links "
+                         f"{config.model.min_training_links}): too few to train a model of its own; all its articles "
+                         "are test articles: serve and evaluate it with a joint model (linkrec train --wikis … --name "
+                         f"…; linkrec evaluate --wiki {wiki} --model …)")
     snapshot = table_stats["snapshot"]
     boosters, curves, training = {}, {}, {"tables": table_stats}
     for protocol in tables.PROTOCOLS:
