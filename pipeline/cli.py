@@ -583,7 +583,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
 
         def one_round(selection: Selection) -> dict:
             obj.say(f"linkrec: recommending for {wiki} …")
-            with spark_progress(spark, "recommend", obj.say if not obj.quiet else (lambda _: None)):
+            with spark_progress(spark, "recommend", obj.say):
                 result = recommend(spark, warehouse, config, selection, moment, model_name, ignore_gate, submitted,
                                    rejected, lookups_path)
             outputs.append(result.output)
@@ -595,7 +595,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                 obj.say(f"linkrec: writing to {describe(db) if db else 'the embedded database'}"
                         f"{' and ' + (describe(search_url) if search_url else events) if tags else ''} …")
                 progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
-                                    obj.say if not obj.quiet else (lambda _: None))
+                                    obj.say)
                 published = publish(progress.wrap(_page_results(spark, warehouse, wiki, result.output)), database,
                                      tags, config.sinks.batch_size, force)
                 part.update(published.summary())

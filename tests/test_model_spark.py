@@ -127,3 +127,15 @@ def test_train_without_ingest_is_a_clear_error(spark, tmp_path):
     result = run_cli(["--warehouse", str(tmp_path), "train", "--wiki", "ltgwiki"])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1].startswith("linkrec: error: ltgwiki: nothing ingested")
+
+
+def test_a_wiki_too_small_to_train_holds_out_every_article_for_joint_models(trained, warehouse_dir):
+    result = run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "enwiki"])
+    assert result.exit_code == 1 and "too few to train a model of its own" in result.stderr
+    stats = json.loads((warehouse_dir / "_manifests" / "enwiki.json").read_text())["model_tables"]
+    assert stats["test_only"] and stats["test_fraction"] == 1.0 and stats["usable_links"] < 500
+    evaluated = run_cli(["--warehouse", str(warehouse_dir), "evaluate", "--wiki", "enwiki", "--model", "ltgwiki",
+                         "--json"])
+    assert evaluated.exit_code == 0, evaluated.stderr
+    reference = last_json(evaluated.stdout)["protocols"]["reference"]
+    assert reference[5]["n_sentences"] == stats["gold_sentences"] >= 43  # min(100, 40% of its 106 articles)
