@@ -257,7 +257,7 @@ def _input_is_ingested(warehouse, wiki: str, path: str, snapshot: str | None) ->
 
 
 def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None = None, index=None, snapshot=None,
-             allow_truncated=False, force=False, model_name=None, **options) -> tuple[dict, int]:
+             allow_truncated=False, force=False, model_name=None, siteinfo=None, **options) -> tuple[dict, int]:
     """Ingest (unless this input is ingested already), train (unless the model is up to date), recommend,
     write the sinks. Returns the summary and the exit code."""
     from pipeline.model import train as model_train
@@ -274,7 +274,7 @@ def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None
         summary["ingest"] = {"reused": True, "snapshot": current["snapshot"], "problems": current.get("problems", 0)}
         incomplete = bool(current.get("problems")) and not (current.get("truncated") and allow_truncated)
     else:
-        config, result = _ingest(obj, wiki, dump, table, index, None, snapshot, allow_truncated)
+        config, result = _ingest(obj, wiki, dump, table, index, siteinfo, snapshot, allow_truncated)
         for line in _ingest_lines(result):
             obj.say(line)
         summary["ingest"] = result.summary()
@@ -324,7 +324,8 @@ def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[s
 @main.command("nightly")
 @click.option("--wikis", required=True, help="Comma-separated wiki database names.")
 @click.option("--dump-dir", type=click.Path(file_okay=False), help="Folder of dumps: each wiki's newest <wiki>-* file.")
-@click.option("--tables", type=click.Path(file_okay=False), help="Folder of page tables: PATH/wiki=<wiki>.")
+@click.option("--tables", type=click.Path(file_okay=False),
+              help="Folder of page tables: PATH/wiki=<wiki>, with PATH/<wiki>-siteinfo.json when there is one.")
 @click.option("--db", help="Database URL; {wiki} is replaced by the wiki name [default: the embedded SQLite file].")
 @click.option("--search-url", help="Search server for the tags (see `recommend`).")
 @click.option("--search-mode", type=click.Choice(["cirrus", "painless"]), help="How tags are updated.")
@@ -361,8 +362,10 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
         obj.say(f"linkrec: === {wiki} ===")
         try:
             dump, table = newest_input(wiki, dump_dir, tables)
+            siteinfo = os.path.join(tables, f"{wiki}-siteinfo.json") if tables else None
             summary, code = run_wiki(
                 obj, wiki, dump=dump, table=table, allow_truncated=allow_truncated, force=force,
+                siteinfo=siteinfo if siteinfo and os.path.exists(siteinfo) else None,
                 now=moment.isoformat(), ignore_gate=ignore_gate, db=db.replace("{wiki}", wiki) if db else None,
                 search_url=search_url, search_mode=search_mode, events=os.path.join(events, "") if events else None,
                 report_dir=report_dir)

@@ -221,3 +221,17 @@ def test_topic_targeting_from_a_topic_table_without_an_index(ingested, warehouse
     assert set(targeting["selected"]) == set(targeting["before"])
     assert sum(targeting["after"].values()) > 0 and all(
         targeting["after"][t] >= targeting["before"][t] for t in targeting["before"])
+
+
+def test_nightly_from_page_tables_with_their_siteinfo_matches_the_dump(nightly_runs, ingested, warehouse_dir,
+                                                                       tmp_path):
+    (_, from_dump, _), _, _, _ = nightly_runs
+    tables = tmp_path / "tables"
+    shutil.copytree(next((warehouse_dir / "pages" / "wiki=ltgwiki").iterdir()), tables / "wiki=ltgwiki")
+    shutil.copy(next((warehouse_dir / "siteinfo" / "wiki=ltgwiki").iterdir()) / "siteinfo.json",
+                tables / "ltgwiki-siteinfo.json")
+    result = run_cli(["--warehouse", str(tmp_path / "warehouse"), "nightly", "--wikis", "ltgwiki", "--tables",
+                      str(tables), "--now", "2026-01-01T03:00:00Z", "--json"])
+    assert result.exit_code == 0, result.stderr
+    ours = last_json(result.stdout)["wikis"]["ltgwiki"]["summary"]["recommend"]["database"]
+    assert ours == from_dump["wikis"]["ltgwiki"]["summary"]["recommend"]["database"]
