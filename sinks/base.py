@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
 SET = "set"
 CLEAR = "clear"
@@ -15,6 +16,19 @@ CLEAR = "clear"
 
 class SinkError(Exception):
     """A sink could not do its part; the run is incomplete and a re-run converges."""
+
+
+def redact(url: str) -> str:
+    """A database or search URL without its password, for messages and summaries."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=f"{user}{host}{port}").geturl()
 
 
 def same_recommendation(old: bytes | None, new: bytes | None) -> bool:
@@ -30,6 +44,15 @@ def same_recommendation(old: bytes | None, new: bytes | None) -> bool:
     a.get("meta", {}).pop("task_timestamp", None)
     b.get("meta", {}).pop("task_timestamp", None)
     return a == b
+
+
+def newest_rows(rows) -> dict[int, tuple[int, bool]]:
+    """(page, revision, has task) rows → page → (its newest revision, whether that row holds a task)."""
+    newest: dict[int, tuple[int, bool]] = {}
+    for page, revision, task in rows:
+        if page not in newest or revision > newest[page][0]:
+            newest[page] = (revision, task)
+    return newest
 
 
 @dataclass(frozen=True)

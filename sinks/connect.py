@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sinks.base import Database, SinkError, Tags
+from sinks.base import Database, SinkError, Tags, redact
 
 
 def open_database(url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5) -> Database:
@@ -12,28 +12,22 @@ def open_database(url: str, wiki: str, retries: int = 5, backoff_seconds: float 
     if url.startswith("sqlite:///"):
         from sinks.sqlite import SqliteDatabase
         return SqliteDatabase(url)
-    from sinks.mariadb import MariaDbDatabase, is_mysql_url, redact
+    from sinks.mariadb import MariaDbDatabase, is_mysql_url
     if is_mysql_url(url):
         return MariaDbDatabase(url, wiki, retries, backoff_seconds)
     raise SinkError(f"--db {redact(url)!r}: expected sqlite:///path or mysql://user@host[:port]/database")
 
 
-def open_tags(wiki: str, now: datetime, search_url: str | None = None, mode: str = "painless",
-              events: str | None = None, index: str | None = None, bulk_size: int = 500, retries: int = 5,
+def open_tags(wiki: str, now: datetime, index: str, search_url: str | None = None, mode: str = "painless",
+              events: str | None = None, bulk_size: int = 500, retries: int = 5,
               backoff_seconds: float = 0.5) -> Tags | None:
     """The search index (`search_url`, cirrus or painless updates) or an events file; None for neither."""
     if search_url and events:
         raise SinkError("give --search-url or --events, not both")
     if search_url:
-        from sinks.search import IndexTags, index_name
-        return IndexTags(search_url, index or index_name(wiki), mode, bulk_size, retries, backoff_seconds)
+        from sinks.search import IndexTags
+        return IndexTags(search_url, index, mode, bulk_size, retries, backoff_seconds)
     if events:
         from sinks.search import EventTags
         return EventTags(events, wiki, now)
     return None
-
-
-def describe(url: str) -> str:
-    """A database or search URL without its password."""
-    from sinks.mariadb import redact
-    return redact(url)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 
-from sinks.base import SinkError, backoff
+from sinks.base import SinkError, backoff, redact
 from sinks.table import RECOMMENDATIONS, STATE, SUBMISSIONS, SqlDatabase
 
 log = logging.getLogger(__name__)
@@ -50,19 +50,6 @@ RETRYABLE = {1205, 1213, 1927, 2003, 2006, 2013, 2055, 4031}
 
 def is_mysql_url(url: str) -> bool:
     return url.split("://", 1)[0] in ("mysql", "mariadb")
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and summaries."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return parts._replace(netloc=f"{user}{host}{port}").geturl()
 
 
 def connection_options(url: str) -> dict:

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sinks.base import SET, SinkError, TagChange, TagCounts, Tags, backoff
+from sinks.base import SET, SinkError, TagChange, TagCounts, Tags, backoff, redact
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ for (t in tags) { if (!t.startsWith(params.prefix)) { kept.add(t); } }
 if (params.tag != null) { kept.add(params.tag); }
 if (kept == tags) { ctx.op = 'noop'; } else { ctx._source.weighted_tags = kept; }
 """.strip()
-
-
-def index_name(wiki: str) -> str:
-    return f"{wiki}_content"
 
 
 def update_script(mode: str, action: str) -> dict:
@@ -63,21 +59,13 @@ def client_for(url: str, timeout: float = 30.0):
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SinkError(f"search URL {redact_search(url)!r}: expected http(s)://host:port")
+        raise SinkError(f"search URL {redact(url)!r}: expected http(s)://host:port")
     user = parts.username or os.environ.get("LINKREC_SEARCH_USER")
     password = parts.password or os.environ.get("LINKREC_SEARCH_PASSWORD")
     host = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
     auth = {"basic_auth": (user, password or "")} if user else {}
     # Our own retries decide what is retried and count it; the client's would hide failures from the summary.
     return Elasticsearch(host, request_timeout=timeout, max_retries=0, retry_on_timeout=False, **auth)
-
-
-def redact_search(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=f"{parts.username}:***@{parts.hostname}{f':{parts.port}' if parts.port else ''}"
-                          ).geturl()
 
 
 def _retryable(status: int) -> bool:
@@ -116,7 +104,7 @@ class IndexTags(Tags):
         except ApiError as exc:
             if _retryable(exc.meta.status):
                 return None
-            raise SinkError(f"{redact_search(self.url)}: bulk update of {self.index} refused: {exc.meta.status} "
+            raise SinkError(f"{redact(self.url)}: bulk update of {self.index} refused: {exc.meta.status} "
                             f"{exc.message}") from None
         except TransportError as exc:  # connection refused or reset, timeout
             log.warning("search server unreachable: %s", exc)
@@ -147,12 +135,12 @@ class IndexTags(Tags):
                         again.append(change)
                     else:
                         error = outcome.get("error", {})
-                        raise SinkError(f"{redact_search(self.url)}: page {change.page_id} in {self.index}: "
+                        raise SinkError(f"{redact(self.url)}: page {change.page_id} in {self.index}: "
                                         f"{status} {error.get('type', '')}: {error.get('reason', '')}")
             if not again:
                 return
             if attempt == self.retries:
-                raise SinkError(f"{redact_search(self.url)}: {len(again)} tag updates of {self.index} failed after "
+                raise SinkError(f"{redact(self.url)}: {len(again)} tag updates of {self.index} failed after "
                                 f"{self.retries + 1} attempts (server unreachable or overloaded); the database rows "
                                 "are written, a re-run sets the tags")
             counts.retries += 1

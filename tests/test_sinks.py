@@ -14,9 +14,9 @@ import pymysql
 import pytest
 
 from sinks import index as search_index
-from sinks.base import CLEAR, SET, PageResult, SinkError, TagChange, publish
+from sinks.base import CLEAR, SET, PageResult, SinkError, TagChange, publish, redact
 from sinks.connect import open_database
-from sinks.mariadb import MariaDbDatabase, connection_options, redact
+from sinks.mariadb import MariaDbDatabase, connection_options
 from sinks.reconcile import compare
 from sinks.search import EventTags, IndexTags, bulk_operations, client_for, replay_events
 from tests.conftest import FIXTURES, last_json, mariadb_admin, run_cli
@@ -531,7 +531,6 @@ def test_topic_search_on_the_real_enwiki_topic_table(ingested, warehouse_dir, ow
     result = run_cli(["--warehouse", str(warehouse_dir), "search", "articletopic:biography|physical-sciences",
                       "--wiki", "enwiki", "--search-url", url, "--json"])
     hits = {hit["title"] for hit in last_json(result.stdout)["hits"]}
-    from pipeline.cli import _articles  # noqa: F401 - the same article list index init used
     articles = {title for title in topics if topics[title] in ("People", "Physical sciences")}
     assert hits and hits <= articles
     indexed = search_ids(warehouse_dir, url, "-hasrecommendation:link", "enwiki")
