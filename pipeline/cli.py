@@ -243,12 +243,12 @@ def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json, **o
 
 def _input_is_ingested(warehouse, wiki: str, path: str, snapshot: str | None) -> dict | None:
     """The manifest entry of the current snapshot when it was made from exactly this input file or folder."""
-    from pipeline.ingest.job import _file_identity
+    from pipeline.ingest.job import _file_identity, source_path
 
     manifest = warehouse.manifest(wiki) or {}
     current = manifest.get("snapshots", {}).get(manifest.get("current_snapshot", ""), {})
     source = current.get("source", {})
-    identity = {"path": os.path.abspath(path), **_file_identity(path)}
+    identity = {"path": source_path(path), **_file_identity(path)}
     same = (source.get("path") == identity["path"] and source.get("bytes") == identity.get("bytes")
             and source.get("mtime") == identity.get("mtime"))
     if same and (snapshot is None or snapshot == manifest.get("current_snapshot")):
@@ -516,8 +516,8 @@ def _open_sinks(obj: Context, config: Config, moment, db, search_url, search_mod
     sinks = config.sinks
     database = open_database(db or _default_db(obj, config), config.wiki, sinks.retries, sinks.backoff_seconds)
     try:
-        tags = open_tags(config.wiki, moment, search_url, search_mode or sinks.search_mode, events,
-                         sinks.search_index.format(wiki=config.wiki), sinks.bulk_size, sinks.retries,
+        tags = open_tags(config.wiki, moment, sinks.search_index.format(wiki=config.wiki), search_url,
+                         search_mode or sinks.search_mode, events, sinks.bulk_size, sinks.retries,
                          sinks.backoff_seconds)
     except BaseException:
         database.finish()
@@ -530,17 +530,18 @@ def _merge(total: dict, part: dict) -> dict:
     for key, value in part.items():
         if isinstance(value, bool):
             total[key] = bool(total.get(key)) or value
-        elif not isinstance(value, (int, float, dict)):
-            total[key] = value
         elif isinstance(value, dict):
             total[key] = _merge(dict(total.get(key, {})), value)
-        else:
+        elif isinstance(value, (int, float)):
             total[key] = round(total.get(key, 0) + value, 2)
+        else:
+            total[key] = value
     return total
 
 
 def _topic_source(obj: Context, config: Config, database, tags, topics_file: str | None):
     from sinks import index as search_index
+    from sinks.search import IndexTags
     from targeting.topics import IndexTopics, TableTopics
 
     if topics_file:
@@ -552,7 +553,7 @@ def _topic_source(obj: Context, config: Config, database, tags, topics_file: str
                 for label in labels:
                     members.setdefault(label, set()).add(articles[title])
         return TableTopics(members, database)
-    if tags is None or not hasattr(tags, "client"):
+    if not isinstance(tags, IndexTags):
         raise ConfigError("topic targeting needs --search-url (topics from the index) or --topics FILE")
     keywords, _, _ = search_index.topic_vocabulary()
     return IndexTopics(tags.client, tags.index, sorted(set(keywords.values())))
@@ -564,8 +565,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                earlier_stages: dict | None = None) -> dict:
     from pipeline.progress import Progress, spark_progress
     from pipeline.recommend.job import Selection, recommend
-    from sinks.base import publish
-    from sinks.connect import describe
+    from sinks.base import publish, redact
     from targeting import cursor
     from targeting import topics as topic_targeting
 
@@ -595,8 +595,8 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                     f"({part['links']} links), {part['null_rows']} NULL rows; skipped {part['skipped']}")
             mark = time.time()
             if database is not None:
-                obj.say(f"linkrec: writing to {describe(db) if db else 'the embedded database'}"
-                        f"{' and ' + (describe(search_url) if search_url else events) if tags else ''} …")
+                obj.say(f"linkrec: writing to {redact(db) if db else 'the embedded database'}"
+                        f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
                 progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
                                     obj.say)
                 published = publish(progress.wrap(_page_results(spark, warehouse, wiki, result.output)), database,
@@ -780,30 +780,21 @@ def reconcile_command(obj: Context, wiki, db, search_url, search_mode, fix, as_j
     """Check "tagged in search ⇔ a non-NULL row for the latest revision" and print the differences.
     Latest revisions come from the wiki's current snapshot when it is ingested, else from the rows."""
     from sinks import index as search_index
-    from sinks.connect import open_database, open_tags
     from sinks.reconcile import reconcile
 
     try:
         config = obj.config(wiki)
-        sinks = config.sinks
-        database = open_database(db or _default_db(obj, config), wiki, sinks.retries, sinks.backoff_seconds)
-        tags = None
+        # latest revisions from the current snapshot when the wiki is ingested
+        articles = _articles(obj, config) if obj.warehouse(config).manifest(wiki) else None
+        database, tags = _open_sinks(obj, config, _now(None), db, search_url, search_mode, None)
         try:
-            from pipeline.warehouse import resolve_root
-            ingested = "://" not in resolve_root(obj.warehouse_option) and os.path.exists(
-                os.path.join(resolve_root(obj.warehouse_option), "_manifests", f"{wiki}.json"))
-            articles = _articles(obj, config) if ingested else []
-            latest = {page_id: revision for page_id, _, _, revision in articles} if ingested else None
-            titles = {page_id: title for page_id, title, _, _ in articles}
-            tags = open_tags(wiki, _now(None), search_url, search_mode or sinks.search_mode, None,
-                             sinks.search_index.format(wiki=wiki), sinks.bulk_size, sinks.retries,
-                             sinks.backoff_seconds)
+            latest = None if articles is None else {page_id: revision for page_id, _, _, revision in articles}
+            titles = {page_id: title for page_id, title, _, _ in articles or []}
             tagged = search_index.tagged_pages(tags.client, tags.index)
             differences = reconcile(database, tags, tagged, latest, fix, titles)
         finally:
-            for sink in (database, tags):
-                if sink is not None:
-                    sink.finish()
+            database.finish()
+            tags.finish()
     except (ConfigError, SinkError) as exc:
         fail(str(exc))
     summary = {"wiki": wiki, **differences.summary()}

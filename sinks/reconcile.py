@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sinks.base import CLEAR, SET, Database, TagChange, TagCounts, Tags
+from sinks.base import CLEAR, SET, Database, TagChange, TagCounts, Tags, newest_rows
 
 
 @dataclass
@@ -35,19 +35,15 @@ def compare(rows: list[tuple[int, int, bool]], tagged: set[int],
     """rows: (page, revision, has task); latest: page → latest revision where known.
     Returns the differences and the pages that should be tagged."""
     differences = Differences()
-    newest: dict[int, tuple[int, bool]] = {}
-    for page, revision, task in rows:
-        known = (latest or {}).get(page)
-        if known is not None and revision < known:
-            differences.stale_rows.append((page, revision))  # invisible to GrowthExperiments
-            continue
-        if page not in newest or revision > newest[page][0]:
-            if page in newest:
-                differences.stale_rows.append((page, newest[page][0]))
-            newest[page] = (revision, task)
-        else:
-            differences.stale_rows.append((page, revision))
-    expected = {page for page, (_, task) in newest.items() if task}
+    latest = latest or {}
+
+    def stale(page: int, revision: int) -> bool:  # invisible to GrowthExperiments
+        return revision < latest.get(page, revision)
+
+    newest = newest_rows(rows)
+    differences.stale_rows = [(page, revision) for page, revision, _ in rows
+                              if revision != newest[page][0] or stale(page, revision)]
+    expected = {page for page, (revision, task) in newest.items() if task and not stale(page, revision)}
     differences.tag_without_task = sorted(tagged - expected)
     differences.task_without_tag = sorted(expected - tagged)
     return differences, expected

@@ -55,11 +55,9 @@ class TableTopics:
         self.refresh()
 
     def refresh(self) -> None:
-        newest: dict[int, tuple[int, bool]] = {}
-        for page, revision, task in self.database.rows():
-            if page not in newest or revision > newest[page][0]:
-                newest[page] = (revision, task)
-        self.with_task = {page for page, (_, task) in newest.items() if task}
+        from sinks.base import newest_rows
+
+        self.with_task = {page for page, (_, task) in newest_rows(self.database.rows()).items() if task}
 
     def tasks(self, label: str) -> int:
         return len(self.members[label] & self.with_task)
