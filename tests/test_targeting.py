@@ -101,7 +101,7 @@ def test_topic_targeting_fills_topics_below_the_minimum_and_leaves_the_others(
     for topic in first["before"]:
         if first["after"][topic] < 2:  # not filled: then its candidates ran out
             candidates = IndexTopics(client, "enwiki_content", [topic]).candidates(topic)
-            assert len(candidates) == 0 or all(p for p in candidates) and first["selected"][topic] >= len(candidates)
+            assert first["selected"][topic] >= len(candidates)
     second = topic_run(warehouse_dir, url, db, minimum=1)
     above = {t for t, n in second["before"].items() if n >= 1}
     assert above == gained

@@ -121,7 +121,7 @@ def ingest_dump(spark, warehouse: Warehouse, config: Config, dump_path: str, ind
     pages = spark.createDataFrame(rows, PAGES_SCHEMA, verifySchema=False)
     snapshot = snapshot or _date_in_name(dump_path)
     return _publish(spark, warehouse, config, pages, siteinfo, snapshot,
-                    source={"kind": "dump", "path": os.path.abspath(dump_path), "format": fmt,
+                    source={"kind": "dump", "path": source_path(dump_path), "format": fmt,
                             "chunks": len(chunks), **_file_identity(dump_path)},
                     problems_of=lambda: _dedupe(problems.value), started=started)
 
@@ -176,7 +176,7 @@ def ingest_table(spark, warehouse: Warehouse, config: Config, table_path: str,
         F.coalesce(F.col("wikitext"), F.lit("")).alias("wikitext"),
     )
     return _publish(spark, warehouse, config, pages, siteinfo, snapshot,
-                    source={"kind": "table", "path": table_path, **_file_identity(table_path)},
+                    source={"kind": "table", "path": source_path(table_path), **_file_identity(table_path)},
                     problems_of=lambda: problems, started=started)
 
 
@@ -190,6 +190,11 @@ def _display_title(normaliser: TitleNormaliser, namespace: int, title: str) -> s
 def _date_in_name(path: str) -> str | None:
     match = FILE_DATE.search(os.path.basename(path))
     return match.group(1) if match else None
+
+
+def source_path(path: str) -> str:
+    """How an input is named in the manifest: local paths absolute, URIs as given."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _file_identity(path: str) -> dict:
