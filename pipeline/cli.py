@@ -281,7 +281,11 @@ def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None
         incomplete = _incomplete_exit(config, result) != 0
     stages["ingest"] = round(time.time() - started, 2)
     if incomplete:
-        obj.say("linkrec: stopping after ingestion: the input is incomplete (see above); "
+        # a reused snapshot printed its problems when it was ingested, so say here what they were
+        what = "see above" if current is None else (
+            f"snapshot {current['snapshot']} was ingested with {current.get('problems')} problem(s)"
+            f"{', the input is truncated' if current.get('truncated') else ''}")
+        obj.say(f"linkrec: stopping after ingestion: the input is incomplete ({what}); "
                 "--allow-truncated continues with the complete pages")
         summary["seconds_per_stage"] = stages
         return summary, EXIT_INCOMPLETE
