@@ -196,3 +196,10 @@ def test_bad_input_gives_one_clear_line(spark, tmp_path, setup, args, message):
     assert result.exit_code in (1, 2)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_run_on_an_already_ingested_truncated_dump_says_what_was_lost(ingested, warehouse_dir):
+    result = run_cli(["--warehouse", str(warehouse_dir), "run", "--wiki", "hywiki", "--dump", str(DUMPS["hywiki"])])
+    assert result.exit_code == 3
+    assert "is already ingested" in result.stderr
+    assert "was ingested with 1 problem(s), the input is truncated" in result.stderr
