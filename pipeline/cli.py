@@ -210,9 +210,10 @@ recommend_options = [
     click.option("--topics", type=click.Path(dir_okay=False, exists=True),
                  help="With --targeting topics: a topic table instead of the index's topic tags."),
     click.option("--report-dir", type=click.Path(file_okay=False), help="Write the run report (JSON + HTML) here."),
-    click.option("--lookups", "lookups_path", type=click.Choice(["broadcast", "join"]), default="broadcast",
-                 show_default=True, help="How the dictionary, link graph and titles reach the tasks: broadcast "
-                                         "(small wikis) or joins (when they would not fit an executor)."),
+    click.option("--lookups", "lookups_path", type=click.Choice(["auto", "broadcast", "join"]),
+                 help="How the dictionary, link graph and titles reach the tasks: broadcast (small wikis), joins "
+                      "(nothing proportional to the wiki in one process), or auto: by estimated size "
+                      "[default: lookups.mode]."),
 ]
 
 
@@ -564,7 +565,7 @@ def _topic_source(obj: Context, config: Config, database, tags, topics_file: str
 
 
 def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_file=None, now=None, model_name=None,
-               ignore_gate=False, force=False, dry_run=False, lookups_path="broadcast", db=None, search_url=None,
+               ignore_gate=False, force=False, dry_run=False, lookups_path=None, db=None, search_url=None,
                search_mode=None, events=None, targeting=None, limit=None, topics=None, report_dir=None,
                earlier_stages: dict | None = None) -> dict:
     from pipeline.progress import Progress, spark_progress

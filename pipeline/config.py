@@ -113,6 +113,12 @@ class ModelConfig:
     candidates_per_anchor: int = 10
     # the link-graph relatedness feature (false: a constant 0, to measure what it brings)
     relatedness: bool = True
+    # neighbours kept per page for relatedness: exact up to this degree, a bottom-k sample above it
+    relatedness_sketch: int = 1024
+    # training examples handed to XGBoost at most (a deterministic sample of the rest, positives first)
+    max_training_examples: int = 2_000_000
+    # XGBoost threads (0: every core); the model is the same whatever the number
+    threads: int = 0
 
     def check(self) -> None:
         _fraction(self.test_fraction, "model.test_fraction")
@@ -122,6 +128,10 @@ class ModelConfig:
         _positive(self.n_estimators, "model.n_estimators")
         _positive(self.max_depth, "model.max_depth")
         _positive(self.candidates_per_anchor, "model.candidates_per_anchor")
+        _positive(self.relatedness_sketch, "model.relatedness_sketch")
+        _positive(self.max_training_examples, "model.max_training_examples")
+        if self.threads < 0:
+            raise ConfigError(f"model.threads: {self.threads} must not be negative (0: every core)")
         if not 0 < self.learning_rate <= 1:
             raise ConfigError(f"model.learning_rate: {self.learning_rate} must be in (0, 1]")
 
@@ -203,6 +213,21 @@ class SinksConfig:
 
 
 @dataclass(frozen=True)
+class LookupsConfig:
+    mode: str = "auto"
+    # auto: broadcast the lookups while their estimated size in one Python process stays below this
+    broadcast_max_bytes: int = 512 * 1024 * 1024
+    # anchors per matcher shard on the join path (one shard's automaton per worker at a time)
+    anchors_per_shard: int = 2_000_000
+
+    def check(self) -> None:
+        if self.mode not in ("auto", "broadcast", "join"):
+            raise ConfigError(f"lookups.mode: {self.mode!r} must be 'auto', 'broadcast' or 'join'")
+        _positive(self.broadcast_max_bytes, "lookups.broadcast_max_bytes")
+        _positive(self.anchors_per_shard, "lookups.anchors_per_shard")
+
+
+@dataclass(frozen=True)
 class Config:
     wiki: str
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -214,6 +239,7 @@ class Config:
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     targeting: TargetingConfig = field(default_factory=TargetingConfig)
     sinks: SinksConfig = field(default_factory=SinksConfig)
+    lookups: LookupsConfig = field(default_factory=LookupsConfig)
     sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,7 +263,7 @@ class Config:
 SECTION_TYPES_CLS = {
     "spark": SparkConfig, "ingest": IngestConfig, "text": TextConfig, "dictionary": DictionaryConfig,
     "model": ModelConfig, "gate": GateConfig, "recommend": RecommendConfig,
-    "targeting": TargetingConfig, "sinks": SinksConfig,
+    "targeting": TargetingConfig, "sinks": SinksConfig, "lookups": LookupsConfig,
 }
 
 

@@ -35,14 +35,70 @@ def similarity(anchor: str, title: str) -> float:
     return Levenshtein.jaro(anchor.lower(), title.lower())
 
 
-def milne_witten(a: frozenset, b: frozenset, articles: int) -> float:
-    """Milne–Witten relatedness of two pages from their link neighbourhoods, in [0, 1]."""
-    if not a or not b:
+MASK64 = (1 << 64) - 1
+
+
+def mix(value: int) -> int:
+    """Page id → a uniformly scattered 63-bit value (splitmix64's finaliser, top 63 bits, so that it is a
+    non-negative Spark long): a sketch keeps the neighbours with the smallest values."""
+    value &= MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & MASK64
+    return (value ^ (value >> 31)) >> 1
+
+
+def mix_array(ids):
+    """`mix` over a numpy array of page ids (the Spark stage that builds sketches)."""
+    import numpy as np
+
+    x = np.asarray(ids).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(1)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """A page's link neighbourhood, bounded: every neighbour (as `mix` of its id) when the degree is
+    at most the sketch size, else the `size` smallest (a bottom-k sample); `tau` is then the largest
+    kept value, and every neighbour at or below it is kept."""
+
+    degree: int
+    mixed: frozenset
+    tau: int | None = None  # None: exact
+
+    @classmethod
+    def of(cls, degree: int, smallest_mixed, size: int) -> Sketch:
+        kept = sorted(smallest_mixed)[:size]
+        return cls(degree, frozenset(kept), kept[-1] if degree > len(kept) and kept else None)
+
+    def contains(self, page_id: int) -> bool:
+        """Whether `page_id` is a neighbour, as far as the sketch can tell (exact when not sampled)."""
+        return mix(page_id) in self.mixed
+
+
+EMPTY_SKETCH = Sketch(0, frozenset())
+
+
+def sketch_relatedness(source: Sketch, target: Sketch, source_id: int, target_id: int, articles: int) -> float:
+    """Milne–Witten of two pages from their sketches, their own link left out. Exact when neither is
+    sampled; else the common neighbours are counted below the smaller threshold and scaled up by the
+    share of the hash space it covers (cost: at most the sketch size, whatever the degrees)."""
+    if not source.degree or not target.degree:
         return 0.0
-    return milne_witten_counts(len(a), len(b), len(a & b) if len(a) < len(b) else len(b & a), articles)
+    direct = int(target.contains(source_id) or source.contains(target_id))
+    shared = source.mixed & target.mixed  # CPython iterates the smaller set
+    if source.tau is None and target.tau is None:
+        common: float = len(shared)
+    else:
+        tau = min(t for t in (source.tau, target.tau) if t is not None)
+        common = sum(1 for value in shared if value <= tau) * (1 << 63) / (tau + 1)
+    return milne_witten_counts(source.degree - direct, target.degree - direct, common, articles)
 
 
-def milne_witten_counts(size_a: int, size_b: int, common: int, articles: int) -> float:
+def milne_witten_counts(size_a: int, size_b: int, common: float, articles: int) -> float:
     """The same from the neighbourhood sizes and their overlap (what a join computes)."""
     if size_a <= 0 or size_b <= 0 or common <= 0 or articles < 2:
         return 0.0
@@ -65,10 +121,12 @@ class Lookups:
     """Everything the per-sentence / per-article code needs: dictionary, matcher, link graph."""
 
     anchors: dict[str, AnchorEntry]
-    neighbours: dict[int, frozenset]
+    neighbours: dict[int, Sketch]  # the whole graph (broadcast), or only the pages of a slice
     articles: int
     language: str = ""
     use_relatedness: bool = True
+    # a slice's precomputed (source, target) → relatedness, instead of sketches
+    pairs: dict[tuple[int, int], float] | None = None
     matcher: AnchorMatcher = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -89,8 +147,10 @@ class Lookups:
         link would otherwise give its label away, and a recommended target is never linked yet."""
         if not self.use_relatedness:
             return 0.0
-        return milne_witten(self.neighbours.get(source, frozenset()) - {target},
-                            self.neighbours.get(target, frozenset()) - {source}, self.articles)
+        if self.pairs is not None:
+            return self.pairs.get((source, target), 0.0)
+        return sketch_relatedness(self.neighbours.get(source, EMPTY_SKETCH), self.neighbours.get(target, EMPTY_SKETCH),
+                                  source, target, self.articles)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from pipeline.model.train import (
     curves_csv,
     fit,
     gate,
-    load_lookups,
     model_root,
     plot_curves,
     sha256_bytes,
@@ -35,25 +34,21 @@ def train_joint(spark, warehouse, configs: list[Config], name: str, force: bool 
         raise ValueError(f"--name {name!r}: use letters, digits, '-' and '_'")
     wikis = [c.wiki for c in configs]
     base = configs[0]
-    lookups = {}
     examples: dict[str, list[np.ndarray]] = {p: [] for p in tables.PROTOCOLS}
     training: dict = {"wikis": wikis}
     for config in configs:
         build_tables(spark, warehouse, config, force=force)
         for protocol in tables.PROTOCOLS:
-            lookups[(config.wiki, protocol)] = load_lookups(warehouse, config, protocol)
-            rows = training_examples(spark, warehouse, config, lookups[(config.wiki, protocol)])
+            rows, summary = training_examples(spark, warehouse, config, protocol)
             examples[protocol].append(rows)
-            training.setdefault(config.wiki, {})[protocol] = {"examples": int(rows.shape[0]),
-                                                              "positives": int(rows[:, 4].sum())}
+            training.setdefault(config.wiki, {})[protocol] = summary
     boosters = {}
     for protocol in tables.PROTOCOLS:
         stacked = np.concatenate(examples[protocol]) if examples[protocol] else np.zeros((0, 5 + len(FEATURES)))
         boosters[protocol] = bytes(fit(stacked, base).save_raw("json"))
     curves_by_wiki, released_for, reasons = {}, {}, {}
     for config in configs:
-        curves = {p: backtest(spark, warehouse, config, lookups[(config.wiki, p)], boosters[p])
-                  for p in tables.PROTOCOLS}
+        curves = {p: backtest(spark, warehouse, config, p, boosters[p]) for p in tables.PROTOCOLS}
         curves_by_wiki[config.wiki] = curves
         released_for[config.wiki], reasons[config.wiki] = gate(curves, config)
     checksums = {"model": sha256_bytes(boosters["reference"]),

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config import Config
+from pipeline.model import slices
 from pipeline.text.matcher import AnchorMatcher, anchor_key
 from pipeline.text.sentences import article_sentences, render_plain
 from pipeline.text.titles import TitleNormaliser
@@ -27,48 +28,69 @@ from pipeline.text.wikilinks import parse
 
 PROTOCOLS = ("reference", "leakage_free")
 # bump when the layout or meaning of a model table changes, so that old tables are rebuilt
-TABLES_VERSION = 3
+TABLES_VERSION = 4
 
+SENTENCES_TYPE = T.ArrayType(T.StructType([
+    T.StructField("index", T.IntegerType()),
+    T.StructField("text", T.StringType()),
+    T.StructField("wikitext", T.StringType()),
+    T.StructField("links", T.ArrayType(T.StructType([
+        T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType()),
+        T.StructField("offset", T.IntegerType())]))),
+]))
+PARSED_SCHEMA = T.StructType([
+    T.StructField("page_id", T.LongType(), False),
+    T.StructField("title", T.StringType(), False),
+    T.StructField("texts", T.ArrayType(T.StringType()), False),
+    T.StructField("sentences", SENTENCES_TYPE, False),
+])
 ARTICLE_TEXT_SCHEMA = T.StructType([
     T.StructField("page_id", T.LongType(), False),
     T.StructField("title", T.StringType(), False),
     T.StructField("plain_counts", T.MapType(T.StringType(), T.IntegerType()), False),
-    T.StructField("sentences", T.ArrayType(T.StructType([
-        T.StructField("index", T.IntegerType()),
-        T.StructField("text", T.StringType()),
-        T.StructField("wikitext", T.StringType()),
-        T.StructField("links", T.ArrayType(T.StructType([
-            T.StructField("start", T.IntegerType()), T.StructField("end", T.IntegerType()),
-            T.StructField("offset", T.IntegerType())]))),
-    ])), False),
+    T.StructField("sentences", SENTENCES_TYPE, False),
 ])
+
+
+def plain_pieces(plain) -> list[str]:
+    """The running text outside links, cut at every link (a plain occurrence never spans one)."""
+    pieces, position = [], 0
+    for link in sorted(plain.links, key=lambda link: link.start):
+        pieces.append(plain.text[position:link.start])
+        position = max(position, link.end)
+    pieces.append(plain.text[position:])
+    return [piece for piece in pieces if piece]
+
+
+def count_matches(pieces, matcher: AnchorMatcher) -> Counter:
+    counts: Counter = Counter()
+    for piece in pieces:
+        for match in matcher.find(piece):
+            counts[match.anchor] += 1
+    return counts
 
 
 def count_plain_occurrences(plain, matcher: AnchorMatcher) -> Counter:
     """Occurrences of dictionary anchors in the text outside links (the matcher's segmentation)."""
-    counts: Counter = Counter()
-    position = 0
-    for link in sorted(plain.links, key=lambda link: link.start):
-        for match in matcher.find(plain.text[position:link.start]):
-            counts[match.anchor] += 1
-        position = max(position, link.end)
-    for match in matcher.find(plain.text[position:]):
-        counts[match.anchor] += 1
-    return counts
+    return count_matches(plain_pieces(plain), matcher)
 
 
-def _article_text(rows, normaliser, config: Config, matcher_broadcast):
-    matcher = matcher_broadcast.value
+def _parsed(rows, normaliser, config: Config):
     for row in rows:
         code = parse(row.wikitext)
         plain = render_plain(row.wikitext, normaliser, config.text.link_trail, code)
-        counts = count_plain_occurrences(plain, matcher)
         sentences = [
             (s.index, s.text, row.wikitext[s.wikitext_start:s.wikitext_end],
              [(a, b, offset) for a, b, _, offset in s.links])
             for s in article_sentences(plain, config.text.sentence_ends) if s.links
         ]
-        yield (row.page_id, row.title, dict(counts), sentences)
+        yield (row.page_id, row.title, plain_pieces(plain), sentences)
+
+
+def _counted(rows, language: str):
+    for row in rows:
+        matcher = AnchorMatcher(row.anchor_keys or (), language)  # the keys this article contains
+        yield (row.page_id, row.title, dict(count_matches(row.texts, matcher)), row.sentences)
 
 
 def article_links(links: DataFrame, config: Config, excluded: DataFrame) -> DataFrame:
@@ -119,13 +141,21 @@ def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
     return disambiguation.unionByName(dates).dropDuplicates(["page_id"])
 
 
-def build_article_text(spark, pages: DataFrame, matcher: AnchorMatcher, normaliser: TitleNormaliser,
-                       config: Config) -> DataFrame:
+def parse_articles(spark, pages: DataFrame, normaliser: TitleNormaliser, config: Config) -> DataFrame:
+    """page_id, title, texts (running text outside links, in pieces), sentences: one parse per article."""
     articles = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select(
         "page_id", "title", "wikitext")
-    broadcast = spark.sparkContext.broadcast(matcher)
-    rows = articles.rdd.mapPartitions(lambda part: _article_text(part, normaliser, config, broadcast))
-    return spark.createDataFrame(rows, ARTICLE_TEXT_SCHEMA, verifySchema=False)
+    rows = articles.rdd.mapPartitions(lambda part: _parsed(part, normaliser, config))
+    return spark.createDataFrame(rows, PARSED_SCHEMA, verifySchema=False)
+
+
+def build_article_text(spark, parsed: DataFrame, candidates_path: str, shards: int, language: str) -> DataFrame:
+    """`article_text`: the plain-text occurrences of every candidate anchor per article, counted by a
+    matcher of the keys the article contains (found with the sharded matchers on the executors)."""
+    keys = slices.page_keys(spark, parsed.select("page_id", "texts"), candidates_path, shards, language)
+    joined = parsed.join(keys, "page_id", "left")
+    return spark.createDataFrame(joined.rdd.mapPartitions(lambda part: _counted(part, language)),
+                                 ARTICLE_TEXT_SCHEMA, verifySchema=False)
 
 
 def effective_min_anchor_links(config: Config, articles: int) -> int:

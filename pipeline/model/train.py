@@ -15,27 +15,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import xgboost as xgb
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from pipeline import __version__
 from pipeline.config import Config
 from pipeline.ingest.dumpreader import SiteInfo
-from pipeline.model import tables
-from pipeline.model.features import (
-    FEATURES,
-    FEATURES_VERSION,
-    AnchorEntry,
-    Lookups,
-    choose_links,
-    padded_kurtosis,
-    sentence_candidates,
-)
-from pipeline.text.matcher import AnchorMatcher
+from pipeline.model import lookups as lookup_paths
+from pipeline.model import slices, tables
+from pipeline.model.features import FEATURES, FEATURES_VERSION, choose_links, sentence_candidates
 from pipeline.text.titles import TitleNormaliser
 
 THRESHOLDS = [round(0.1 * i, 1) for i in range(10)]
 MODEL_TABLES = ("excluded_targets", "usable_links", "article_text", "sentences", "dictionary_reference",
-                "dictionary_leakage_free", "graph_reference", "graph_leakage_free")
+                "dictionary_leakage_free", "graph_reference", "graph_leakage_free", "anchors_reference",
+                "anchors_leakage_free", "sketches_reference", "sketches_leakage_free")
 
 
 class ModelError(Exception):
@@ -62,7 +57,8 @@ def tables_fingerprint(config: Config, snapshot: str, wikidata: str | None) -> s
     relevant = {"snapshot": snapshot, "text": config.to_dict()["text"], "dictionary": config.to_dict()["dictionary"],
                 "split": [model.test_fraction, model.min_test_articles, model.max_test_fraction, model.seed,
                           model.min_training_links],
-                "wikidata": wikidata, "version": __version__, "tables": tables.TABLES_VERSION}
+                "wikidata": wikidata, "version": __version__, "tables": tables.TABLES_VERSION,
+                "sketch": model.relatedness_sketch, "anchors_per_shard": config.lookups.anchors_per_shard}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -93,10 +89,17 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
     usable = write("usable_links", tables.article_links(links, config, excluded))
     articles = titles.where((F.col("namespace") == 0) & ~F.col("is_redirect")).count()
     min_links = tables.effective_min_anchor_links(config, articles)
-    candidate_anchors = [r.anchor_key for r in usable.groupBy("anchor_key").count()
-                         .where(F.col("count") >= min_links).collect()]
-    matcher = AnchorMatcher(candidate_anchors, config.text.language)
-    article_text = write("article_text", tables.build_article_text(spark, pages, matcher, normaliser, config))
+    per_shard = config.lookups.anchors_per_shard
+    candidates_path = warehouse.table("candidate_anchors", wiki, snapshot)
+    candidate_shards = slices.write_sharded(
+        usable.groupBy("anchor_key").count().where(F.col("count") >= min_links).select("anchor_key"),
+        candidates_path, per_shard)
+    parsed_path = warehouse.table("article_parsed", wiki, snapshot)
+    tables.parse_articles(spark, pages, normaliser, config).write.mode("overwrite").parquet(parsed_path)
+    article_text = write("article_text", tables.build_article_text(
+        spark, spark.read.parquet(parsed_path), candidates_path, candidate_shards, config.text.language))
+    warehouse.delete(parsed_path)
+    warehouse.delete(candidates_path)
     usable_links = usable.count()
     test_only = usable_links < config.model.min_training_links
     fraction = 1.0 if test_only else tables.effective_test_fraction(config, articles)
@@ -110,8 +113,17 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
         cut = removed if protocol == "leakage_free" else None
         built = tables.build_dictionary(usable, article_text, config, min_links, cut)
         dictionary = write(f"dictionary_{protocol}", built)
-        write(f"graph_{protocol}", tables.build_graph(usable, cut))
-        stats[f"anchors_{protocol}"] = dictionary.select("anchor_key").distinct().count()
+        graph = write(f"graph_{protocol}", tables.build_graph(usable, cut))
+        anchors_path = warehouse.table(f"anchors_{protocol}", wiki, snapshot)
+        stats[f"shards_{protocol}"] = slices.write_sharded(slices.anchor_entries(dictionary), anchors_path, per_shard)
+        sketches = write(f"sketches_{protocol}", slices.build_sketches(graph, config.model.relatedness_sketch))
+        sizes = sketches.agg(F.count(F.lit(1)).alias("pages"), F.sum(F.size("smallest")).alias("values"),
+                             F.max("degree").alias("max_degree")).first()
+        stats[f"anchors_{protocol}"] = spark.read.parquet(anchors_path).count()
+        stats[f"dictionary_rows_{protocol}"] = dictionary.count()
+        stats[f"sketch_pages_{protocol}"] = int(sizes.pages or 0)
+        stats[f"sketch_values_{protocol}"] = int(sizes["values"] or 0)
+        stats[f"max_degree_{protocol}"] = int(sizes.max_degree or 0)
     counts = sentences.groupBy("split").agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("gold").cast("int")).alias("g"))
     for row in counts.collect():
         stats[f"{row.split}_sentences"] = row.n
@@ -135,60 +147,97 @@ def _read_wikidata(spark, path: str):
 # --- lookups --------------------------------------------------------------------------------------
 
 
-def article_count(warehouse, wiki: str) -> int:
-    """Main-namespace articles of the current snapshot, as counted when the model tables were built."""
-    stats = (warehouse.manifest(wiki) or {}).get("model_tables", {})
-    if "articles" not in stats:
-        raise ModelError(f"{wiki}: no model tables under {warehouse.root}; run `linkrec train --wiki {wiki}` first")
-    return int(stats["articles"])
+def load_lookups(warehouse, config: Config, protocol: str):
+    """The whole broadcast-path Lookups of the wiki's current tables (small wikis, tests, benchmarks)."""
+    stats = table_stats(warehouse, config.wiki, protocol)
+    return lookup_paths.load_lookups(warehouse, config, current_snapshot(warehouse, config.wiki), protocol,
+                                     stats.articles)
 
 
-def load_lookups(warehouse, config: Config, protocol: str) -> Lookups:
-    """The dictionary and link graph of one protocol, collected for broadcast to the tasks."""
+def table_stats(warehouse, wiki: str, protocol: str) -> lookup_paths.TableStats:
+    return lookup_paths.TableStats.of((warehouse.manifest(wiki) or {}).get("model_tables", {}), protocol)
+
+
+def page_sentences(warehouse, config: Config, condition) -> DataFrame:
+    """One row per page: page_id, texts (its sentences' text, for the matcher), sentences."""
+    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki)).where(condition)
+    return sentences.groupBy("page_id").agg(
+        F.sort_array(F.collect_list(F.struct("sentence_index", "text", "links"))).alias("sentences")).select(
+        "page_id", F.transform("sentences", lambda s: s["text"]).alias("texts"), "sentences")
+
+
+def _examples(pairs, per_anchor: int):
+    for page, lookups in pairs:
+        for row in page.sentences:
+            gold = {(link.start, link.end, link.target_page_id) for link in row.links}
+            for candidate in sentence_candidates(row.text, lookups, page.page_id, per_anchor):
+                label = int((candidate.match.start, candidate.match.end, candidate.target_id) in gold)
+                yield (page.page_id, row.sentence_index, candidate.match.start, candidate.target_id, label,
+                       *candidate.features)
+
+
+EXAMPLE_SCHEMA = T.StructType(
+    [T.StructField("page_id", T.LongType()), T.StructField("sentence_index", T.IntegerType()),
+     T.StructField("start", T.IntegerType()), T.StructField("target", T.LongType()),
+     T.StructField("label", T.IntegerType())] + [T.StructField(name, T.DoubleType()) for name in FEATURES])
+
+
+def training_examples(spark, warehouse, config: Config, protocol: str, mode: str | None = None
+                      ) -> tuple[np.ndarray, dict]:
+    """The training sentences' examples, built in Spark and written to Parquet; at most
+    `model.max_training_examples` of them (a deterministic, class-proportional sample) reach the
+    driver, as rows (page_id, index, start, target, label, *FEATURES) sorted."""
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
-    dictionary = warehouse.read(f"dictionary_{protocol}", wiki, snapshot)
-    grouped: dict[str, list] = {}
-    probability: dict[str, float] = {}
-    for row in dictionary.toLocalIterator():
-        grouped.setdefault(row.anchor_key, []).append((int(row.target_page_id), row.target_title, int(row["count"])))
-        probability[row.anchor_key] = float(row.link_probability)
-    anchors = {}
-    for key, targets in grouped.items():
-        targets.sort(key=lambda t: (-t[2], t[0]))
-        anchors[key] = AnchorEntry(targets, padded_kurtosis([t[2] for t in targets]), probability[key])
-    neighbours: dict[int, set] = {}
-    for row in warehouse.read(f"graph_{protocol}", wiki, snapshot).toLocalIterator():
-        neighbours.setdefault(row.source_page_id, set()).add(row.target_page_id)
-        neighbours.setdefault(row.target_page_id, set()).add(row.source_page_id)
-    return Lookups(anchors, {k: frozenset(v) for k, v in neighbours.items()}, article_count(warehouse, wiki),
-                   config.text.language,
-                   config.model.relatedness)
-
-
-# --- examples and training ------------------------------------------------------------------------
-
-
-def _examples(rows, lookups_broadcast, per_anchor: int):
-    lookups = lookups_broadcast.value
-    for row in rows:
-        gold = {(link.start, link.end, link.target_page_id) for link in row.links}
-        for candidate in sentence_candidates(row.text, lookups, row.page_id, per_anchor):
-            label = int((candidate.match.start, candidate.match.end, candidate.target_id) in gold)
-            yield (row.page_id, row.sentence_index, candidate.match.start, candidate.target_id, label,
-                   *candidate.features)
-
-
-def training_examples(spark, warehouse, config: Config, lookups: Lookups) -> np.ndarray:
-    """Rows (page_id, index, start, target, label, *FEATURES) of the training sentences, sorted."""
-    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki))
-    broadcast = spark.sparkContext.broadcast(lookups)
+    stats = table_stats(warehouse, wiki, protocol)
+    units = page_sentences(warehouse, config, F.col("split") == "train")
     per_anchor = config.model.candidates_per_anchor
-    rows = (sentences.where(F.col("split") == "train").select("page_id", "sentence_index", "text", "links").rdd
-            .mapPartitions(lambda part: _examples(part, broadcast, per_anchor)).collect())
-    broadcast.unpersist()
-    rows.sort(key=lambda r: r[:4])  # task order must not change the model
-    return np.array(rows, dtype=np.float64).reshape(-1, 5 + len(FEATURES))
+    rdd, release = lookup_paths.map_pages(spark, warehouse, config, snapshot, protocol, units,
+                                          lookup_paths.choose_mode(config, stats, mode), stats,
+                                          lambda pairs: _examples(pairs, per_anchor))
+    path = warehouse.table(f"examples_{protocol}", wiki, snapshot)
+    try:
+        spark.createDataFrame(rdd, EXAMPLE_SCHEMA, verifySchema=False).write.mode("overwrite").parquet(path)
+    finally:
+        release()
+    examples = spark.read.parquet(path)
+    counts = examples.agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("positives"),
+                          F.countDistinct("page_id", "sentence_index").alias("sentences")).first()
+    total = int(counts.n)
+    cap = config.model.max_training_examples
+    positives = int(counts.positives or 0)
+    summary = {"examples": total, "positives": positives, "negatives": total - positives,
+               "sentences": int(counts.sentences), "anchors": stats.anchors, "sampled": min(total, cap)}
+    if total > cap:
+        # the same share of each class, chosen by a hash of the example's identity: same rows every run
+        key = F.xxhash64(F.lit(config.model.seed), "page_id", "sentence_index", "start", "target")
+        rate = cap / total
+        sample = (examples.withColumn("h", F.pmod(key, F.lit(1 << 40)))
+                  .where(F.col("h") < F.lit(int(rate * 1.02 * (1 << 40))))
+                  .orderBy("h", "page_id", "sentence_index", "start", "target").limit(cap).drop("h"))
+        sample_path = path + "-sample"
+        sample.write.mode("overwrite").parquet(sample_path)
+        path = sample_path
+    rows = read_examples(path)
+    return rows, summary
+
+
+def read_examples(path: str) -> np.ndarray:
+    """The examples under `path` as one float array sorted by identity (read by pyarrow: no Spark
+    collect, so no driver result-size limit)."""
+    import pyarrow.parquet as pq
+
+    filesystem, base = slices._filesystem(path)
+    table = pq.read_table(base, filesystem=filesystem,
+                          columns=["page_id", "sentence_index", "start", "target", "label", *FEATURES])
+    rows = np.column_stack([table.column(name).to_numpy().astype(np.float64) for name in table.column_names]) \
+        if table.num_rows else np.zeros((0, 5 + len(FEATURES)))
+    order = np.lexsort((rows[:, 3], rows[:, 2], rows[:, 1], rows[:, 0])) if len(rows) else []
+    return rows[order]  # task order must not change the model
+
+
+def xgboost_threads(config: Config) -> int:
+    return config.model.threads or os.cpu_count() or 1
 
 
 def fit(examples: np.ndarray, config: Config) -> xgb.Booster:
@@ -196,9 +245,10 @@ def fit(examples: np.ndarray, config: Config) -> xgb.Booster:
     if labels.size == 0 or labels.min() == labels.max():
         raise ModelError(f"{config.wiki}: training needs positive and negative examples; got "
                          f"{int(labels.sum())} positives among {labels.size} candidates")
-    matrix = xgb.DMatrix(examples[:, 5:], label=labels, feature_names=FEATURES)
+    matrix = xgb.DMatrix(examples[:, 5:], label=labels, feature_names=FEATURES, nthread=xgboost_threads(config))
     params = {"objective": "binary:logistic", "max_depth": config.model.max_depth, "eta": config.model.learning_rate,
-              "seed": config.model.seed, "nthread": 1, "tree_method": "hist", "eval_metric": "logloss"}
+              "seed": config.model.seed, "nthread": xgboost_threads(config), "tree_method": "hist",
+              "eval_metric": "logloss"}
     return xgb.train(params, matrix, num_boost_round=config.model.n_estimators)
 
 
@@ -218,12 +268,14 @@ def booster_from_bytes(raw: bytes) -> xgb.Booster:
 # --- backtesting ----------------------------------------------------------------------------------
 
 
-def _backtest(rows, lookups_broadcast, model_broadcast, per_anchor: int):
+def _backtest(pairs, model_broadcast, per_anchor: int):
     """Per task: score every candidate of every gold sentence in one model call, then count per threshold."""
-    lookups = lookups_broadcast.value
     booster = booster_from_bytes(model_broadcast.value)
-    sentences = list(rows)
-    candidates = [sentence_candidates(row.text, lookups, row.page_id, per_anchor) for row in sentences]
+    sentences, candidates = [], []
+    for page, lookups in pairs:
+        for row in page.sentences:
+            sentences.append(row)
+            candidates.append(sentence_candidates(row.text, lookups, page.page_id, per_anchor))
     scores = predict(booster, [c.features for group in candidates for c in group])
     totals = np.zeros((len(THRESHOLDS), 3), dtype=np.int64)  # predicted, correct, true
     at = 0
@@ -237,16 +289,22 @@ def _backtest(rows, lookups_broadcast, model_broadcast, per_anchor: int):
     yield len(sentences), totals
 
 
-def backtest(spark, warehouse, config: Config, lookups: Lookups, model_raw: bytes) -> list[dict]:
+def backtest(spark, warehouse, config: Config, protocol: str, model_raw: bytes, mode: str | None = None
+             ) -> list[dict]:
     """Micro precision and recall over the gold sentences at thresholds 0.0 … 0.9."""
-    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki))
-    lookups_b = spark.sparkContext.broadcast(lookups)
+    snapshot = current_snapshot(warehouse, config.wiki)
+    stats = table_stats(warehouse, config.wiki, protocol)
     model_b = spark.sparkContext.broadcast(model_raw)
     per_anchor = config.model.candidates_per_anchor
-    parts = (sentences.where("gold").select("page_id", "text", "links").rdd
-             .mapPartitions(lambda part: _backtest(part, lookups_b, model_b, per_anchor)).collect())
-    lookups_b.unpersist()
-    model_b.unpersist()
+    rdd, release = lookup_paths.map_pages(spark, warehouse, config, snapshot, protocol,
+                                          page_sentences(warehouse, config, F.col("gold")),
+                                          lookup_paths.choose_mode(config, stats, mode), stats,
+                                          lambda pairs: _backtest(pairs, model_b, per_anchor))
+    try:
+        parts = rdd.collect()  # one small array per task
+    finally:
+        release()
+        model_b.unpersist()
     n = sum(p[0] for p in parts)
     totals = sum((p[1] for p in parts), np.zeros((len(THRESHOLDS), 3), dtype=np.int64))
     curve = []
@@ -297,12 +355,11 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def table_checksum(frame, columns: list[str]) -> str:
-    """sha256 over the table's rows in a canonical order and form."""
-    digest = hashlib.sha256()
-    for row in frame.select(*columns).orderBy(*columns).toLocalIterator():
-        digest.update(json.dumps(list(row), ensure_ascii=False, default=str).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+    """sha256 of the table's content whatever its row order, computed in Spark: the row count and the
+    sum of every row's 60-bit hash (no row reaches the driver)."""
+    row_hash = F.conv(F.substring(F.sha2(F.to_json(F.struct(*columns)), 256), 1, 15), 16, 10).cast("decimal(38,0)")
+    count, total = frame.agg(F.count(F.lit(1)), F.sum(row_hash)).first()
+    return hashlib.sha256(f"{','.join(columns)}:{count}:{total or 0}".encode()).hexdigest()
 
 
 def plot_curves(curves: dict[str, list[dict]], title: str) -> bytes:
@@ -357,6 +414,7 @@ def model_root(warehouse, name: str) -> str:
 def model_config_sha(config: Config) -> str:
     """What a trained model depends on besides its tables."""
     relevant = {k: v for k, v in config.to_dict().items() if k in ("text", "dictionary", "model", "gate")}
+    relevant["model"] = {k: v for k, v in relevant["model"].items() if k != "threads"}
     relevant["features_version"] = FEATURES_VERSION
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -375,7 +433,8 @@ def up_to_date_model(warehouse, config: Config, wikidata: str | None = None) -> 
     return None
 
 
-def train(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False) -> TrainedModel:
+def train(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False,
+          mode: str | None = None) -> TrainedModel:
     """Every stage for one wiki: tables, a model per protocol, backtests, gate, artifacts."""
     wiki = config.wiki
     table_stats = build_tables(spark, warehouse, config, wikidata, force)
@@ -387,16 +446,10 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     snapshot = table_stats["snapshot"]
     boosters, curves, training = {}, {}, {"tables": table_stats}
     for protocol in tables.PROTOCOLS:
-        lookups = load_lookups(warehouse, config, protocol)
-        examples = training_examples(spark, warehouse, config, lookups)
-        booster = fit(examples, config)
-        raw = bytes(booster.save_raw("json"))
+        examples, training[protocol] = training_examples(spark, warehouse, config, protocol, mode)
+        raw = bytes(fit(examples, config).save_raw("json"))
         boosters[protocol] = raw
-        curves[protocol] = backtest(spark, warehouse, config, lookups, raw)
-        positives = int(examples[:, 4].sum())
-        training[protocol] = {"sentences": len({(int(r[0]), int(r[1])) for r in examples}),
-                              "examples": int(examples.shape[0]), "positives": positives,
-                              "negatives": int(examples.shape[0]) - positives, "anchors": len(lookups.anchors)}
+        curves[protocol] = backtest(spark, warehouse, config, protocol, raw, mode)
     released, reason = gate(curves, config)
     checksums = {"model": sha256_bytes(boosters["reference"]),
                  "model_leakage_free": sha256_bytes(boosters["leakage_free"])}
@@ -404,7 +457,8 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
         checksums[f"anchors_{protocol}" if protocol == "leakage_free" else "anchors"] = table_checksum(
             warehouse.read(f"dictionary_{protocol}", wiki, snapshot),
             ["anchor_key", "target_page_id", "count", "link_probability"])
-    identity = checksums["model"] + json.dumps(config.to_dict(), sort_keys=True)
+    # what changes the model, not where it ran (spark, sinks, lookups and thread settings are left out)
+    identity = checksums["model"] + model_config_sha(config)
     version = hashlib.sha256(identity.encode()).hexdigest()[:12]
     files = {
         "model.json": boosters["reference"], "model.leakage_free.json": boosters["leakage_free"],
@@ -459,8 +513,7 @@ def evaluate(spark, warehouse, config: Config, model_name: str | None = None) ->
     name = model_name or config.wiki
     record, boosters = load_model(warehouse, name)
     build_tables(spark, warehouse, config)
-    curves = {protocol: backtest(spark, warehouse, config, load_lookups(warehouse, config, protocol), raw)
-              for protocol, raw in boosters.items()}
+    curves = {protocol: backtest(spark, warehouse, config, protocol, raw) for protocol, raw in boosters.items()}
     released, reason = gate(curves, config)
     if name != config.wiki:
         folder = f"{model_root(warehouse, name)}/{record['version']}/evaluations/{config.wiki}"

@@ -37,7 +37,7 @@ def _names(values: list[str], prefix_namespace: int, normaliser: TitleNormaliser
 
 
 class Eligibility:
-    def __init__(self, recommend_config, normaliser: TitleNormaliser, disambiguation_ids: set[int]):
+    def __init__(self, recommend_config, normaliser: TitleNormaliser, disambiguation_ids: set[int] = frozenset()):
         self.config = recommend_config
         self.normaliser = normaliser
         self.disambiguation_ids = disambiguation_ids
@@ -45,14 +45,15 @@ class Eligibility:
         self.categories = _names(recommend_config.excluded_categories, 14, normaliser)
 
     def reason(self, page_id: int, namespace: int, redirect_target: str | None, wikitext: str,
-               revision_timestamp: datetime, now: datetime) -> str | None:
-        """None when the page is eligible, else the reason code."""
+               revision_timestamp: datetime, now: datetime, is_disambiguation: bool = False) -> str | None:
+        """None when the page is eligible, else the reason code (`is_disambiguation`: the page is
+        known to be one, from the excluded-targets table joined to the pages)."""
         config = self.config
         if namespace != 0:
             return NOT_MAIN_NAMESPACE
         if redirect_target:
             return REDIRECT
-        if page_id in self.disambiguation_ids or "__DISAMBIG__" in wikitext:
+        if is_disambiguation or page_id in self.disambiguation_ids or "__DISAMBIG__" in wikitext:
             return DISAMBIGUATION
         if (now - revision_timestamp).total_seconds() < config.minimum_time_since_last_edit:
             return EDITED_RECENTLY

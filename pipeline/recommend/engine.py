@@ -65,23 +65,35 @@ def top_level_segments(code, settings: EngineSettings) -> list[Segment]:
     return segments
 
 
-def prepare(wikitext: str, page_id: int, lookups: Lookups, titles: dict[str, int], normaliser: TitleNormaliser,
-            settings: EngineSettings) -> PreparedArticle:
+@dataclass
+class ParsedArticle:
+    segments: list[Segment]
+    linked_titles: list[str]  # normalised targets of its wikilinks
+    linked_anchors: list[str]  # anchor keys of its wikilinks
+
+
+def parse_article(wikitext: str, normaliser: TitleNormaliser, settings: EngineSettings, language: str
+                  ) -> ParsedArticle:
+    """The parse-only half of `prepare`: top-level text segments and the article's existing links."""
     code = parse(wikitext)
-    existing = extract_links(wikitext, normaliser, settings.link_trail, code)
-    linked_targets = set()
-    linked_anchors = set()
-    for link in existing:
+    titles, anchors = set(), set()
+    for link in extract_links(wikitext, normaliser, settings.link_trail, code):
         if link.kind != "link" or link.target_title is None:
             continue
-        resolved = titles.get(link.target_title)
-        if resolved is not None:
-            linked_targets.add(resolved)
+        titles.add(link.target_title)
         if link.anchor:
-            linked_anchors.add(anchor_key(link.anchor, lookups.language))
-    segments = top_level_segments(code, settings)
+            anchors.add(anchor_key(link.anchor, language))
+    return ParsedArticle(top_level_segments(code, settings), sorted(titles), sorted(anchors))
+
+
+def prepare_parsed(parsed: ParsedArticle, page_id: int, lookups: Lookups, titles: dict[str, int],
+                   settings: EngineSettings) -> PreparedArticle:
+    """Candidates of a parsed article: anchors already linked as text, or one of whose targets is
+    already linked, are skipped."""
+    linked_targets = {titles[title] for title in parsed.linked_titles if title in titles}
+    linked_anchors = set(parsed.linked_anchors)
     candidates: list[tuple[Candidate, int]] = []
-    for index, segment in enumerate(segments):
+    for index, segment in enumerate(parsed.segments):
         if not segment.eligible:
             continue
         classes = char_classes(segment.text)
@@ -91,7 +103,13 @@ def prepare(wikitext: str, page_id: int, lookups: Lookups, titles: dict[str, int
                 continue
             for candidate in candidates_for(match, segment.text, entry, lookups, page_id, settings.per_anchor):
                 candidates.append((candidate, index))
-    return PreparedArticle(page_id, segments, candidates, linked_targets)
+    return PreparedArticle(page_id, parsed.segments, candidates, linked_targets)
+
+
+def prepare(wikitext: str, page_id: int, lookups: Lookups, titles: dict[str, int], normaliser: TitleNormaliser,
+            settings: EngineSettings) -> PreparedArticle:
+    return prepare_parsed(parse_article(wikitext, normaliser, settings, lookups.language), page_id, lookups, titles,
+                          settings)
 
 
 def _match_index(segments: list[Segment], segment_index: int, start: int, text: str) -> int:

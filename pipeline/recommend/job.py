@@ -15,21 +15,29 @@ from pyspark.sql import types as T
 
 from pipeline import __version__
 from pipeline.config import Config
+from pipeline.model import lookups as lookup_paths
 from pipeline.model.train import (
     MODEL_TABLES,
     ModelError,
-    article_count,
     booster_from_bytes,
     build_tables,
     current_snapshot,
-    load_lookups,
     load_model,
     model_root,
     predict,
     siteinfo_of,
+    table_stats,
 )
 from pipeline.recommend import eligibility as rules
-from pipeline.recommend.engine import EngineSettings, finish_batch, prepare
+from pipeline.recommend.engine import (
+    EngineSettings,
+    ParsedArticle,
+    Segment,
+    finish_batch,
+    parse_article,
+    prepare,
+    prepare_parsed,
+)
 from pipeline.text.titles import TitleNormaliser
 
 OUTPUT_SCHEMA = T.StructType([
@@ -68,16 +76,15 @@ class Selection:
 
 @dataclass
 class Context:
-    """Everything a task needs, broadcast once."""
+    """Everything a task needs, broadcast once (the lookups and titles only on the broadcast path)."""
 
     wiki: str
     lookups: object  # None on the join path
-    articles: int
     titles: dict[str, int]
     normaliser: TitleNormaliser
     settings: EngineSettings
+    language: str
     recommend_config: object
-    disambiguation_ids: set[int]
     model_raw: bytes
     meta: dict
     now: datetime
@@ -92,10 +99,15 @@ def _gelr_data(links: list[dict], meta: dict) -> str:
 def _reason(check: rules.Eligibility, row, context: Context) -> str | None:
     """Why the page gets no evaluation (None: it is eligible)."""
     timestamp = row.revision_timestamp.replace(tzinfo=UTC)
-    reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now)
+    reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now,
+                          bool(row.is_disambiguation))
     if reason is None and row.revision_id in context.submitted_revisions:
         return rules.HAS_SUBMISSION
     return reason
+
+
+def _skipped(context: Context, row, reason: str) -> tuple:
+    return (context.wiki, row.page_id, row.revision_id, None, reason, 0, None, None)
 
 
 def output_rows(pairs: list, context: Context, booster):
@@ -111,87 +123,99 @@ def output_rows(pairs: list, context: Context, booster):
                    result.scores)
 
 
-def _rejected_kept_out(prepared, context: Context):
-    rejected = context.rejected.get(prepared.page_id)
-    if rejected:
-        prepared.linked_targets |= rejected  # rejected twice: never offered again on this page
-    return prepared
-
-
-def _joined_rows(rows, context_broadcast, use_relatedness: bool):
-    """The join path's last step: rebuild each article's candidates, then score as the broadcast path does."""
-    from pipeline.recommend.joinpath import prepared_from_row
-
-    context: Context = context_broadcast.value
+def scored_batches(items, context: Context):
+    """(row, prepared article) or (row, reason) items → output rows; the candidates of up to
+    BATCH_ARTICLES articles (BATCH_CANDIDATES candidates) are scored in one model call."""
     booster = booster_from_bytes(context.model_raw)
-    pairs = [(row, _rejected_kept_out(prepared_from_row(row, context.articles, use_relatedness), context))
-             for row in rows]
-    yield from output_rows(pairs, context, booster)
+    pending = []
+    pending_candidates = 0
+    for row, prepared in items:
+        if isinstance(prepared, str):
+            yield _skipped(context, row, prepared)
+            continue
+        rejected = context.rejected.get(prepared.page_id)
+        if rejected:
+            prepared.linked_targets |= rejected  # rejected twice: never offered again on this page
+        pending.append((row, prepared))
+        pending_candidates += len(prepared.candidates)
+        if len(pending) >= BATCH_ARTICLES or pending_candidates >= BATCH_CANDIDATES:
+            yield from output_rows(pending, context, booster)
+            pending.clear()
+            pending_candidates = 0
+    if pending:
+        yield from output_rows(pending, context, booster)
 
 
 def run_partition(rows, context_broadcast):
-    """Eligibility, then candidates of up to BATCH_ARTICLES articles scored in one model call."""
+    """The broadcast path: eligibility, then candidates from the broadcast lookups."""
     context: Context = context_broadcast.value
-    booster = booster_from_bytes(context.model_raw)
-    check = rules.Eligibility(context.recommend_config, context.normaliser, context.disambiguation_ids)
-    pending = []  # (row, prepared)
-    pending_candidates = 0
+    check = rules.Eligibility(context.recommend_config, context.normaliser)
 
-    def flush():
-        yield from output_rows(pending, context, booster)
-        pending.clear()
+    def items():
+        for row in rows:
+            reason = _reason(check, row, context)
+            yield row, reason if reason is not None else prepare(
+                row.wikitext, row.page_id, context.lookups, context.titles, context.normaliser, context.settings)
 
-    for row in rows:
-        reason = _reason(check, row, context)
-        if reason is not None:
-            yield (context.wiki, row.page_id, row.revision_id, None, reason, 0, None, None)
-            continue
-        prepared = prepare(row.wikitext, row.page_id, context.lookups, context.titles, context.normaliser,
-                           context.settings)
-        pending.append((row, _rejected_kept_out(prepared, context)))
-        pending_candidates += len(prepared.candidates)
-        if len(pending) >= BATCH_ARTICLES or pending_candidates >= BATCH_CANDIDATES:
-            yield from flush()
-            pending_candidates = 0
-    if pending:
-        yield from flush()
+    yield from scored_batches(items(), context)
 
 
 def eligibility_rows(rows, context_broadcast):
-    """The join path's first step: the reason of every page (None: eligible), with what later steps need."""
+    """The join path's first step: the reason of every page (None: eligible), and the parse of the
+    eligible ones (top-level segments, existing links)."""
     context: Context = context_broadcast.value
-    check = rules.Eligibility(context.recommend_config, context.normaliser, context.disambiguation_ids)
+    check = rules.Eligibility(context.recommend_config, context.normaliser)
     for row in rows:
         reason = _reason(check, row, context)
-        yield (row.page_id, row.revision_id, reason, row.wikitext if reason is None else None)
+        if reason is not None:
+            yield (row.page_id, row.revision_id, reason, None, None, None, None)
+            continue
+        parsed = parse_article(row.wikitext, context.normaliser, context.settings, context.language)
+        yield (row.page_id, row.revision_id, None, [(s.offset, s.text, s.eligible) for s in parsed.segments],
+               [s.text for s in parsed.segments if s.eligible], parsed.linked_titles, parsed.linked_anchors)
 
 
 ELIGIBILITY_SCHEMA = T.StructType([
     T.StructField("page_id", T.LongType()), T.StructField("revision_id", T.LongType()),
-    T.StructField("reason", T.StringType()), T.StructField("wikitext", T.StringType()),
+    T.StructField("reason", T.StringType()),
+    T.StructField("segments", T.ArrayType(T.StructType([
+        T.StructField("offset", T.IntegerType()), T.StructField("text", T.StringType()),
+        T.StructField("eligible", T.BooleanType())]))),
+    T.StructField("texts", T.ArrayType(T.StringType())),
+    T.StructField("linked_titles", T.ArrayType(T.StringType())),
+    T.StructField("linked_anchors", T.ArrayType(T.StringType())),
 ])
 
 
-def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pages, snapshot: str, shards: int):
-    from pipeline.recommend import joinpath
+def _joined_items(pairs, context: Context):
+    for row, lookups in pairs:
+        parsed = ParsedArticle([Segment(s.offset, s.text, s.eligible) for s in row.segments],
+                               list(row.linked_titles or ()), list(row.linked_anchors or ()))
+        yield row, prepare_parsed(parsed, row.page_id, lookups, dict(row.titles or {}), context.settings)
 
+
+def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pages, snapshot: str, stats):
+    """Nothing proportional to the wiki is broadcast: the page's linked titles, dictionary entries and
+    relatedness come by joins (`model/slices.py`)."""
     wiki = config.wiki
     checked = spark.createDataFrame(pages.rdd.mapPartitions(lambda part: eligibility_rows(part, broadcast)),
-                                    ELIGIBILITY_SCHEMA, verifySchema=False).cache()
+                                    ELIGIBILITY_SCHEMA, verifySchema=False).persist()
     skipped = checked.where(F.col("reason").isNotNull()).select(
         F.lit(wiki).alias("wiki"), "page_id", "revision_id", F.lit(None).cast("string").alias("gelr_data"), "reason",
         F.lit(0).alias("links"), F.lit(None).cast("array<int>").alias("link_counts"),
         F.lit(None).cast("array<float>").alias("scores"))
+    eligible = checked.where(F.col("reason").isNull()).drop("reason")
     titles = (warehouse.read("titles", wiki, snapshot)
               .where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull())
-              .select("title", "resolved_page_id"))
-    joined = joinpath.candidates_by_join(
-        spark, checked.where(F.col("reason").isNull()).select("page_id", "revision_id", "wikitext"),
-        warehouse.read("dictionary_reference", wiki, snapshot), warehouse.read("graph_reference", wiki, snapshot),
-        titles, context.normaliser, context.settings, config.text.language, shards)
-    use_relatedness = config.model.relatedness
-    scored = joined.rdd.mapPartitions(lambda part: _joined_rows(part, broadcast, use_relatedness))
-    return spark.createDataFrame(scored, OUTPUT_SCHEMA, verifySchema=False).unionByName(skipped)
+              .select(F.col("title").alias("linked_title"), F.col("resolved_page_id").alias("linked_id")))
+    linked = (eligible.select("page_id", F.explode("linked_titles").alias("linked_title")).join(titles, "linked_title")
+              .groupBy("page_id").agg(F.map_from_entries(F.collect_list(F.struct("linked_title", "linked_id")))
+                                      .alias("titles")))
+    units = eligible.join(linked, "page_id", "left")
+    rdd, release = lookup_paths.map_pages(spark, warehouse, config, snapshot, "reference", units, "join", stats,
+                                          lambda pairs: scored_batches(_joined_items(pairs, broadcast.value),
+                                                                       broadcast.value))
+    return spark.createDataFrame(rdd, OUTPUT_SCHEMA, verifySchema=False).unionByName(skipped), checked
 
 
 def article_titles(warehouse, wiki: str, snapshot: str) -> dict[str, int]:
@@ -215,22 +239,22 @@ class RecommendResult:
     null_rows: int
     links: int
     seconds: float
-    rows: list = field(default_factory=list, repr=False)
+    lookups: str = "broadcast"
 
     def summary(self) -> dict:
         return {"wiki": self.wiki, "snapshot": self.snapshot, "model": self.model, "version": self.version,
                 "output": self.output, "pages_read": self.pages, "eligible": self.with_links + self.null_rows,
                 "skipped": {k: v for k, v in self.reasons.items() if k not in (rules.OK, rules.TOO_FEW_LINKS)},
                 "with_links": self.with_links, "null_rows": self.null_rows, "links": self.links,
-                "seconds": self.seconds}
+                "lookups": self.lookups, "seconds": self.seconds}
 
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, model_name: str | None = None,
               ignore_gate: bool = False, submitted_revisions: set[int] | None = None,
-              rejected: dict[int, set[int]] | None = None, lookups_path: str = "broadcast",
-              shards: int = 4) -> RecommendResult:
-    """`lookups_path`: "broadcast" sends the dictionary, graph and titles to every task; "join" keeps
-    them as tables and joins (for wikis whose lookups would not fit an executor)."""
+              rejected: dict[int, set[int]] | None = None, lookups_path: str | None = None) -> RecommendResult:
+    """`lookups_path`: "broadcast" sends the dictionary, sketches and titles to every task; "join" keeps
+    them as tables and joins (for wikis whose lookups would not fit a process); "auto" or None: by
+    their estimated size (`lookups.broadcast_max_bytes`)."""
     started = time.time()
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
@@ -243,34 +267,39 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     checksums = json.loads(warehouse.read_text(f"{model_root(warehouse, name)}/{record['version']}/checksums.json"))
     if not all(warehouse.exists(warehouse.table(t, wiki, snapshot)) for t in MODEL_TABLES):
         build_tables(spark, warehouse, config)  # a wiki served by another wiki's or a joint model
-    join = lookups_path == "join"
-    lookups = None if join else load_lookups(warehouse, config, "reference")
-    excluded = warehouse.read("excluded_targets", wiki, snapshot)
+    stats = table_stats(warehouse, wiki, "reference")
+    mode = lookup_paths.choose_mode(config, stats, lookups_path)
+    join = mode == "join"
     context = Context(
-        wiki=wiki, lookups=lookups, articles=article_count(warehouse, wiki),
+        wiki=wiki,
+        lookups=None if join else lookup_paths.load_lookups(warehouse, config, snapshot, "reference", stats.articles),
         titles={} if join else article_titles(warehouse, wiki, snapshot),
         normaliser=TitleNormaliser.from_siteinfo(siteinfo_of(warehouse, wiki, snapshot), config.text.case),
-        settings=EngineSettings.from_config(config), recommend_config=config.recommend,
-        disambiguation_ids={int(r.page_id) for r in excluded.where(F.col("reason") == "disambiguation").collect()},
-        model_raw=boosters["reference"],
+        settings=EngineSettings.from_config(config), language=config.text.language,
+        recommend_config=config.recommend, model_raw=boosters["reference"],
         meta={"application_version": __version__, "dataset_checksums": checksums, "format_version": 1,
               "task_timestamp": int(now.timestamp())},
         now=now, submitted_revisions=submitted_revisions or set(), rejected=rejected or {})
     broadcast = spark.sparkContext.broadcast(context)
+    disambiguation = (warehouse.read("excluded_targets", wiki, snapshot).where(F.col("reason") == "disambiguation")
+                      .select("page_id", F.lit(True).alias("is_disambiguation")))
     pages = selection.apply(warehouse.read("pages", wiki, snapshot))
     pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id", "revision_timestamp",
-                         "wikitext")
+                         "wikitext").join(disambiguation, "page_id", "left")
+    checked = None
     if join:
-        frame = _join_path(spark, warehouse, config, context, broadcast, pages, snapshot, shards)
+        frame, checked = _join_path(spark, warehouse, config, context, broadcast, pages, snapshot, stats)
     else:
         frame = spark.createDataFrame(pages.rdd.mapPartitions(lambda part: run_partition(part, broadcast)),
                                       OUTPUT_SCHEMA, verifySchema=False)
     output = f"{warehouse.root}/recommendations/wiki={wiki}/run={now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     frame.write.mode("overwrite").parquet(output)
     broadcast.unpersist()
+    if checked is not None:
+        checked.unpersist()
     written = spark.read.parquet(output)
     reasons = Counter({r.reason: r["count"] for r in written.groupBy("reason").count().collect()})
     links = written.agg(F.sum("links")).first()[0] or 0
     return RecommendResult(wiki, snapshot, name, record["version"], output, sum(reasons.values()),
                            dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
-                           int(links), round(time.time() - started, 2))
+                           int(links), round(time.time() - started, 2), mode)
