@@ -58,7 +58,7 @@ def tables_fingerprint(config: Config, snapshot: str, wikidata: str | None) -> s
                 "split": [model.test_fraction, model.min_test_articles, model.max_test_fraction, model.seed,
                           model.min_training_links],
                 "wikidata": wikidata, "version": __version__, "tables": tables.TABLES_VERSION,
-                "sketch": model.relatedness_sketch, "anchors_per_shard": config.lookups.anchors_per_shard}
+                "sketch": model.relatedness_sketch}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
