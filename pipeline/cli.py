@@ -495,24 +495,23 @@ def _default_db(obj: Context, config: Config) -> str:
     return f"sqlite:///{root}/linkrec.db"
 
 
-def _page_results(spark, warehouse, wiki: str, output: str):
-    """The recommend job's output rows → page results for the sinks, in page-id order."""
-    from pipeline.model.train import current_snapshot
-    from pipeline.recommend import eligibility as rules
-    from sinks.base import PageResult
+def _write(spark, warehouse, config: Config, result, database, tags, db, search_url, search_mode, moment, force,
+           progress):
+    """Rows and tags of one recommend output: from the executors into MariaDB and a search index, else
+    streamed through the driver into the single-file sinks (SQLite, an events file)."""
+    from sinks.base import publish
+    from sinks.mariadb import MariaDbDatabase
+    from sinks.results import SinkSpec, page_results, publish_from_executors
+    from sinks.search import EventTags
 
-    pages = warehouse.read("pages", wiki, current_snapshot(warehouse, wiki)).select("page_id", "title", "namespace")
-    rows = spark.read.parquet(output).join(pages, "page_id", "left").orderBy("page_id")
-    for row in rows.toLocalIterator():
-        if row.reason in (rules.NOT_MAIN_NAMESPACE, rules.HAS_SUBMISSION):
-            continue  # not ours to touch: other namespaces, and revisions an editor already worked on
-        title, namespace = row.title or "", row.namespace or 0
-        if row.reason == rules.OK:
-            yield PageResult(row.page_id, row.revision_id, row.gelr_data.encode("utf-8"), False, title, namespace)
-        elif row.reason == rules.TOO_FEW_LINKS:
-            yield PageResult(row.page_id, row.revision_id, None, False, title, namespace)
-        else:
-            yield PageResult(row.page_id, row.revision_id, None, True, title, namespace)
+    sinks = config.sinks
+    if sinks.from_executors and isinstance(database, MariaDbDatabase) and not isinstance(tags, EventTags):
+        spec = SinkSpec(db, config.wiki, sinks.retries, sinks.backoff_seconds, sinks.batch_size, search_url,
+                        sinks.search_index.format(wiki=config.wiki), search_mode or sinks.search_mode, sinks.bulk_size,
+                        moment, force)
+        return publish_from_executors(spark, warehouse, config.wiki, result.snapshot, result.output, spec)
+    return publish(progress.wrap(page_results(spark, warehouse, config.wiki, result.snapshot, result.output)),
+                   database, tags, sinks.batch_size, force)
 
 
 def _open_sinks(obj: Context, config: Config, moment, db, search_url, search_mode, events):
@@ -570,7 +569,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                earlier_stages: dict | None = None) -> dict:
     from pipeline.progress import Progress, spark_progress
     from pipeline.recommend.job import Selection, recommend
-    from sinks.base import publish, redact
+    from sinks.base import redact
     from targeting import cursor
     from targeting import topics as topic_targeting
 
@@ -604,8 +603,8 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                         f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
                 progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
                                     obj.say)
-                published = publish(progress.wrap(_page_results(spark, warehouse, wiki, result.output)), database,
-                                     tags, config.sinks.batch_size, force)
+                published = _write(spark, warehouse, config, result, database, tags, db, search_url, search_mode,
+                                   moment, force, progress)
                 part.update(published.summary())
             part["seconds_per_stage"] = {"recommend": part["seconds"], "write": round(time.time() - mark, 2)}
             return part

@@ -200,6 +200,8 @@ class SinksConfig:
     bulk_size: int = 500
     retries: int = 5
     backoff_seconds: float = 0.5
+    # MariaDB and search-index writes from the executors, a task per partition (false: through the driver)
+    from_executors: bool = True
 
     def check(self) -> None:
         if self.search_mode not in ("cirrus", "painless"):

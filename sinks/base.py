@@ -174,9 +174,11 @@ class Published:
         return out
 
 
-def publish(results, database: Database, tags: Tags | None, batch_size: int, force: bool = False) -> Published:
-    """Write page results batch by batch: database rows (one transaction), then the batch's tags."""
-    totals = Published(search=None if tags is None else TagCounts())
+def publish(results, database: Database, tags: Tags | None, batch_size: int, force: bool = False,
+            totals: Published | None = None) -> Published:
+    """Write page results batch by batch: database rows (one transaction), then the batch's tags
+    (counted into `totals` as they go, so that a caller keeps the counts of a run a sink stopped)."""
+    totals = totals or Published(search=None if tags is None else TagCounts())
     batch: list[PageResult] = []
 
     def flush():

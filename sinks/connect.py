@@ -7,14 +7,15 @@ from datetime import datetime
 from sinks.base import Database, SinkError, Tags, redact
 
 
-def open_database(url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5) -> Database:
-    """sqlite:///path (embedded) or mysql://user[:password]@host[:port]/database (MariaDB)."""
+def open_database(url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True) -> Database:
+    """sqlite:///path (embedded) or mysql://user[:password]@host[:port]/database (MariaDB). `lock`
+    False: a write task of a run whose driver holds the wiki's lock (and has created the schema)."""
     if url.startswith("sqlite:///"):
         from sinks.sqlite import SqliteDatabase
         return SqliteDatabase(url)
     from sinks.mariadb import MariaDbDatabase, is_mysql_url
     if is_mysql_url(url):
-        return MariaDbDatabase(url, wiki, retries, backoff_seconds)
+        return MariaDbDatabase(url, wiki, retries, backoff_seconds, lock)
     raise SinkError(f"--db {redact(url)!r}: expected sqlite:///path or mysql://user@host[:port]/database")
 
 

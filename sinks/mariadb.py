@@ -88,8 +88,9 @@ def _code(exc: Exception) -> int | None:
 class MariaDbDatabase(SqlDatabase):
     mark = "%s"
 
-    def __init__(self, url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5):
+    def __init__(self, url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True):
         self.url = url
+        self.lock = lock
         self.options = connection_options(url)
         self.lock_name = f"linkrec:{self.options['database']}:{wiki}"
         self.retries = retries
@@ -97,7 +98,8 @@ class MariaDbDatabase(SqlDatabase):
         self.retried = 0
         self.connection = None
         self._with_retries(self._connect)
-        self.transaction(lambda cursor: [cursor.execute(statement) for statement in SCHEMA])
+        if lock:
+            self.transaction(lambda cursor: [cursor.execute(statement) for statement in SCHEMA])
 
     def _connect(self):
         if self.connection is not None:
@@ -112,9 +114,11 @@ class MariaDbDatabase(SqlDatabase):
             if _code(exc) in RETRYABLE:
                 raise
             raise SinkError(f"{redact(self.url)}: cannot connect: {exc.args[-1]}") from None
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (self.lock_name,))
-            (granted,) = cursor.fetchone()
+        granted = 1
+        if self.lock:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, 0)", (self.lock_name,))
+                (granted,) = cursor.fetchone()
         if granted != 1:
             connection.close()
             raise SinkError(f"{redact(self.url)}: another linkrec run holds the lock {self.lock_name!r}; "
@@ -168,8 +172,9 @@ class MariaDbDatabase(SqlDatabase):
     def finish(self) -> None:
         if self.connection is not None:
             try:
-                with self.connection.cursor() as cursor:
-                    cursor.execute("SELECT RELEASE_LOCK(%s)", (self.lock_name,))
+                if self.lock:
+                    with self.connection.cursor() as cursor:
+                        cursor.execute("SELECT RELEASE_LOCK(%s)", (self.lock_name,))
                 self.connection.close()
             except pymysql.err.Error:
                 pass  # a closed connection has released its lock

@@ -482,15 +482,17 @@ def test_run_with_sqlite_and_events_is_consistent_and_reruns_change_nothing(
 
 def test_a_search_server_stopped_in_the_middle_of_a_run_converges_on_rerun(
         spark, ingested, warehouse_dir, ltg_model, tmp_path, own_search_server):
-    from pipeline.cli import _page_results
+    from pipeline.model.train import current_snapshot
     from pipeline.warehouse import Warehouse
+    from sinks.results import page_results
 
     url = own_search_server.url
     assert run_cli(["--warehouse", str(warehouse_dir), "index", "init", "--wiki", "ltgwiki", "--search-url", url]
                    ).exit_code == 0
     dry = last_json(run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--dry-run",
                              "--now", "2026-01-01T00:00:00Z", "--json"]).stdout)
-    results = list(_page_results(spark, Warehouse(spark, str(warehouse_dir)), "ltgwiki", dry["output"]))
+    warehouse = Warehouse(spark, str(warehouse_dir))
+    results = list(page_results(spark, warehouse, "ltgwiki", current_snapshot(warehouse, "ltgwiki"), dry["output"]))
     db = f"sqlite:///{tmp_path / 'wiki.db'}"
 
     def results_with_an_outage():
@@ -536,3 +538,34 @@ def test_topic_search_on_the_real_enwiki_topic_table(ingested, warehouse_dir, ow
     indexed = search_ids(warehouse_dir, url, "-hasrecommendation:link", "enwiki")
     assert last_json(init.stdout)["documents"] == len(indexed)
     assert last_json(init.stdout)["with_topics"] >= len(hits)
+
+
+def test_executor_writes_with_the_search_server_down_stop_with_exit_3_and_converge(
+        ingested, warehouse_dir, ltg_model, mariadb_url, own_search_server):
+    """MariaDB and the index are written by the executors, a task per partition: with the search
+    server down every task stops after its first batch's rows (row first, then tag), the run exits 3
+    with one line, and a re-run with the server up converges (reconcile: no difference)."""
+    url = own_search_server.url
+    assert run_cli(["--warehouse", str(warehouse_dir), "index", "init", "--wiki", "ltgwiki", "--search-url", url]
+                   ).exit_code == 0
+    own_search_server.stop()
+    args = ["--warehouse", str(warehouse_dir), "--set", "sinks.retries=1", "--set", "sinks.backoff_seconds=0.01",
+            "--set", "sinks.batch_size=50", "recommend", "--wiki", "ltgwiki", "--now", "2026-01-01T00:00:00Z",
+            "--db", mariadb_url, "--search-url", url, "--json"]
+    stopped = run_cli(args)
+    assert stopped.exit_code == 3, stopped.stderr
+    message = [line for line in stopped.stderr.splitlines() if "write tasks stopped" in line]
+    assert len(message) == 1 and "a re-run converges" in message[0]
+    partial = table_rows(mariadb_url)
+    assert 0 < len(partial) < 896  # each task committed its first batch's rows before the tags failed
+    own_search_server.start()
+    again = run_cli(args)
+    assert again.exit_code == 0, again.stderr
+    summary = last_json(again.stdout)
+    assert summary["database"]["unchanged"] == len(partial)
+    assert summary["batches"] >= 2  # more than one task wrote
+    rows = table_rows(mariadb_url)
+    assert len(rows) == 896
+    client_for(url).indices.refresh(index="ltgwiki_content")
+    code, differences = reconcile_summary(warehouse_dir, mariadb_url, url)
+    assert code == 0 and differences["differences"] == 0

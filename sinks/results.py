@@ -1,0 +1,109 @@
+"""The recommend job's output rows → the sinks: the contract's rule for each row (task, NULL row,
+removal, or not ours to touch), written either streamed through the driver (SQLite, an events file)
+or per partition from the executors (MariaDB and a search index: each task opens its own
+connections and writes its pages batch by batch with the same semantics; the driver holds the run's
+lock and adds up the counts). Nothing proportional to the wiki passes through the driver."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from pipeline.recommend import eligibility as rules
+from sinks.base import PageResult, Published, SinkCounts, SinkError, TagCounts, publish
+
+NOT_OURS = frozenset({rules.NOT_MAIN_NAMESPACE, rules.HAS_SUBMISSION})
+
+
+def page_result(row) -> PageResult | None:
+    """A task, a NULL row (evaluated, nothing to offer), a removal (no longer eligible), or None:
+    other namespaces and revisions an editor already worked on are not ours to touch."""
+    if row.reason in NOT_OURS:
+        return None
+    title, namespace = row.title or "", row.namespace or 0
+    if row.reason == rules.OK:
+        return PageResult(row.page_id, row.revision_id, row.gelr_data.encode("utf-8"), False, title, namespace)
+    if row.reason == rules.TOO_FEW_LINKS:
+        return PageResult(row.page_id, row.revision_id, None, False, title, namespace)
+    return PageResult(row.page_id, row.revision_id, None, True, title, namespace)
+
+
+def output_with_titles(spark, warehouse, wiki: str, snapshot: str, output: str):
+    """The job's output rows with each page's title and namespace (the search sinks name pages)."""
+    pages = warehouse.read("pages", wiki, snapshot).select("page_id", "title", "namespace")
+    return spark.read.parquet(output).join(pages, "page_id", "left")
+
+
+def page_results(spark, warehouse, wiki: str, snapshot: str, output: str):
+    """Page results in page-id order, streamed to the driver (for the single-file sinks)."""
+    for row in output_with_titles(spark, warehouse, wiki, snapshot, output).orderBy("page_id").toLocalIterator():
+        result = page_result(row)
+        if result is not None:
+            yield result
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """What an executor needs to open its own sinks: URLs and settings, no open handle."""
+
+    db: str
+    wiki: str
+    retries: int
+    backoff_seconds: float
+    batch_size: int
+    search_url: str | None = None
+    index: str = ""
+    search_mode: str = "painless"
+    bulk_size: int = 500
+    now: datetime | None = None
+    force: bool = False
+
+    def open(self):
+        from sinks.connect import open_database, open_tags
+
+        # the driver holds the run's lock and has created the schema
+        database = open_database(self.db, self.wiki, self.retries, self.backoff_seconds, lock=False)
+        try:
+            tags = open_tags(self.wiki, self.now, self.index, self.search_url, self.search_mode, None,
+                             self.bulk_size, self.retries, self.backoff_seconds)
+        except BaseException:
+            database.finish()
+            raise
+        return database, tags
+
+
+def _publish_partition(rows, spec: SinkSpec):
+    """One task: its pages in page-id order, batch by batch; the counts, and the error if one stopped it."""
+    totals = Published(search=None if spec.search_url is None else TagCounts())
+    error = None
+    database = tags = None
+    try:
+        database, tags = spec.open()
+        results = (r for r in (page_result(row) for row in rows) if r is not None)
+        publish(results, database, tags, spec.batch_size, spec.force, totals)
+    except SinkError as exc:
+        error = str(exc)
+    finally:
+        for sink in (database, tags):
+            if sink is not None:
+                sink.finish()
+    yield (asdict(totals.database), None if totals.search is None else asdict(totals.search), totals.batches, error)
+
+
+def publish_from_executors(spark, warehouse, wiki: str, snapshot: str, output: str, spec: SinkSpec) -> Published:
+    """Every partition written by its own task; a sink failure in any task is raised once all have run
+    (what the others wrote stands; a re-run converges)."""
+    rows = output_with_titles(spark, warehouse, wiki, snapshot, output).sortWithinPartitions("page_id")
+    parts = rows.rdd.mapPartitions(lambda part: _publish_partition(part, spec)).collect()  # one tuple per task
+    totals = Published(search=None if spec.search_url is None else TagCounts())
+    errors = []
+    for database, search, batches, error in parts:
+        totals.database.add(SinkCounts(**database))
+        if search is not None:
+            totals.search.add(TagCounts(**search))
+        totals.batches += batches
+        if error:
+            errors.append(error)
+    if errors:
+        raise SinkError(f"{len(errors)} of {len(parts)} write tasks stopped: {errors[0]}")
+    return totals
