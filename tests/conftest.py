@@ -177,3 +177,14 @@ def own_search_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+SLOW_FIXTURES = {"spark", "ingested", "ltg_model", "search_server", "own_search_server", "standalone_cluster"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs Spark, the ingested dumps, a trained model or a server process is slow:
+    `pytest -m "not slow"` runs the rest in about a minute."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -201,3 +201,22 @@ def test_missing_file():
 def test_problem_names_file_position_and_page():
     problem = Problem("x.xml", "byte 12", "bad", "malformed", "Foo", 7)
     assert problem.describe() == "x.xml: byte 12: page 'Foo' (id 7) bad"
+
+
+def test_a_file_an_executor_cannot_see_is_reported_as_unreadable_not_truncated(tmp_path):
+    from pipeline.ingest.dumpreader import Chunk
+    from pipeline.ingest.job import UNREADABLE, _pages_of_chunk
+
+    class Collected:
+        def __init__(self):
+            self.value = []
+
+        def add(self, found):
+            self.value.extend(found)
+
+    problems = Collected()
+    missing = tmp_path / "elsewhere" / "ltgwiki-20170901-pages-articles.xml.bz2"
+    assert list(_pages_of_chunk(Chunk(str(missing), "bz2", "whole", 0, 1), missing.name, problems)) == []
+    (problem,) = problems.value
+    assert problem["kind"] == UNREADABLE and "truncated" not in problem["reason"]
+    assert str(missing) in problem["reason"] and "No such file or directory" in problem["reason"]

@@ -3,6 +3,7 @@ table of one wiki and snapshot, its siteinfo, and the derived `titles` and `link
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -82,8 +83,18 @@ class IngestResult:
         return out
 
 
+UNREADABLE = "unreadable"
+
+
 def _pages_of_chunk(chunk, label, problems):
     """Runs in a Spark task: page rows of one chunk; problems go to the accumulator."""
+    if not os.access(chunk.path, os.R_OK):
+        # an executor that cannot see the file: not a truncated dump, and no page of it was lost by reading
+        reason = os.strerror(errno.ENOENT if not os.path.exists(chunk.path) else errno.EACCES)
+        problems.add([asdict(Problem(label, "whole input", f"cannot read {chunk.path} on this worker ({reason}); "
+                                     "every executor must see the dump at the same absolute path",
+                                     UNREADABLE))])
+        return
     found = []
     for record in read_chunk(chunk, label):
         if isinstance(record, Page):
@@ -109,6 +120,9 @@ def _dedupe(problems: list[dict]) -> list[dict]:
 def ingest_dump(spark, warehouse: Warehouse, config: Config, dump_path: str, index_path: str | None = None,
                 snapshot: str | None = None) -> IngestResult:
     started = time.time()
+    # executors resolve paths from their own working directory: give them the driver's absolute one
+    dump_path = os.path.abspath(dump_path)
+    index_path = os.path.abspath(index_path) if index_path else None
     fmt = detect_format(dump_path)
     siteinfo = read_siteinfo(dump_path, fmt)
     if siteinfo.dbname and siteinfo.dbname != config.wiki:
@@ -225,6 +239,9 @@ def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, site
     counts = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("page_id").alias("ids")).first()
     if counts["rows"] == 0:
         warehouse.delete(staging)
+        unreadable = [p for p in problems if p["kind"] == UNREADABLE]
+        if unreadable:
+            raise DumpError(f"{source['path']}: {unreadable[0]['reason']}")
         reasons = "; ".join(p["reason"] for p in problems[:3])
         raise DumpError(f"{source['path']}: no page could be read" + (f" ({reasons})" if reasons else ""))
     if counts["ids"] != counts["rows"]:
