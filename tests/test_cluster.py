@@ -84,7 +84,8 @@ def test_standalone_cluster_writes_exactly_the_rows_of_local_mode(standalone_clu
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "--warehouse", str(tmp_path / "warehouse"), "--quiet",
          "--set", f"spark.master={standalone_cluster}", "--set", "spark.driver_memory=1g",
-         "run", "--wiki", "ltgwiki", "--dump", relative_dump, "--now", now, "--db", f"sqlite:///{cluster_db}", "--json"],
+         "run", "--wiki", "ltgwiki", "--dump", relative_dump, "--now", now, "--db", f"sqlite:///{cluster_db}",
+         "--json"],
         cwd=PROJECT, capture_output=True, text=True, timeout=900, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
     assert done.returncode == 0, done.stderr[-3000:]
     on_cluster = last_json(done.stdout)
