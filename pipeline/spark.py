@@ -18,7 +18,9 @@ def get_spark(config: SparkConfig, app_name: str = "linkrec"):
     from pyspark.sql import SparkSession
 
     if submitted():
-        return SparkSession.builder.appName(app_name).getOrCreate()
+        spark = SparkSession.builder.appName(app_name).getOrCreate()
+        spark.conf.set("spark.sql.session.timeZone", "UTC")  # timestamps in tables are read and written as UTC
+        return spark
     # workers must run the interpreter that has linkrec installed
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -278,3 +278,34 @@ def test_golden_recommendations_per_wiki(ingested, warehouse_dir, wiki):
     links = json.loads(table.gelr_data.iloc[0])["links"]
     full = [(link["link_text"], link["link_target"], link["wikitext_offset"]) for link in links]
     assert full == expected
+
+
+def test_revision_times_are_instants_whatever_the_machines_time_zone(spark, ingested, warehouse_dir, ltg_model,
+                                                                     tmp_path):
+    """A whole run under TZ=America/Los_Angeles (8 hours from UTC) stores the dump's revision times
+    as the same instants and finds the same pages edited recently as this UTC session does."""
+    import os
+    import subprocess
+    import sys
+
+    from pyspark.sql import functions as F
+
+    from pipeline.ingest.dumpreader import Page, plan_chunks, read_chunk
+
+    dump = [p for c in plan_chunks(str(DUMPS["ltgwiki"]), 1 << 30) for p in read_chunk(c) if isinstance(p, Page)]
+    newest = max(p.revision_timestamp for p in dump)
+    now = (newest + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    here = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--dry-run", "--now", now,
+                    "--json"])
+    recent = last_json(here.stdout)["skipped"]["edited_recently"]
+    assert recent > 0
+    elsewhere = tmp_path / "warehouse"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--warehouse", str(elsewhere), "--quiet", "run", "--wiki", "ltgwiki",
+         "--dump", str(DUMPS["ltgwiki"]), "--dry-run", "--now", now, "--json"],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "TZ": "America/Los_Angeles"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert last_json(done.stdout)["recommend"]["skipped"]["edited_recently"] == recent
+    stored = Warehouse(spark, str(elsewhere)).read("pages", "ltgwiki", "20170901").select(
+        "page_id", F.unix_seconds("revision_timestamp").alias("epoch")).collect()
+    assert {r.page_id: r.epoch for r in stored} == {p.page_id: int(p.revision_timestamp.timestamp()) for p in dump}

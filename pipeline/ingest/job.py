@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 from pyspark import AccumulatorParam
 from pyspark.sql import DataFrame
@@ -99,7 +100,7 @@ def _pages_of_chunk(chunk, label, problems):
     for record in read_chunk(chunk, label):
         if isinstance(record, Page):
             yield (record.page_id, record.namespace, record.title, record.redirect_target,
-                   record.revision_id, record.revision_timestamp.replace(tzinfo=None), record.wikitext)
+                   record.revision_id, record.revision_timestamp, record.wikitext)  # aware: an instant in any zone
         else:
             found.append(asdict(record))
     if found:
@@ -259,13 +260,13 @@ def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, site
     per_namespace = {str(r["namespace"]): r["count"] for r in
                      written.groupBy("namespace").count().orderBy("namespace").collect()}
     totals = written.agg(
-        F.count(F.lit(1)).alias("pages"), F.max("revision_timestamp").alias("newest"),
+        F.count(F.lit(1)).alias("pages"), F.max(F.unix_seconds("revision_timestamp")).alias("newest"),
         F.sum(F.when((F.col("namespace") == 0) & F.col("redirect_target").isNull(), 1).otherwise(0))
         .alias("articles"),
         F.sum(F.when((F.col("namespace") == 0) & F.col("redirect_target").isNotNull(), 1).otherwise(0))
         .alias("redirects"),
     ).first()
-    snapshot = snapshot or totals["newest"].strftime("%Y%m%d")
+    snapshot = snapshot or datetime.fromtimestamp(totals["newest"], UTC).strftime("%Y%m%d")
     final = warehouse.table("pages", wiki, snapshot)
     warehouse.move(staging, final)
     warehouse.write_text(f"{warehouse.root}/siteinfo/wiki={wiki}/snapshot={snapshot}/siteinfo.json",

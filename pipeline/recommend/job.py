@@ -98,7 +98,8 @@ def _gelr_data(links: list[dict], meta: dict) -> str:
 
 def _reason(check: rules.Eligibility, row, context: Context) -> str | None:
     """Why the page gets no evaluation (None: it is eligible)."""
-    timestamp = row.revision_timestamp.replace(tzinfo=UTC)
+    # epoch seconds from Spark: a timestamp handed to Python comes back in the worker's local zone
+    timestamp = datetime.fromtimestamp(row.revision_epoch, UTC)
     reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now,
                           bool(row.is_disambiguation))
     if reason is None and row.revision_id in context.submitted_revisions:
@@ -284,8 +285,9 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     disambiguation = (warehouse.read("excluded_targets", wiki, snapshot).where(F.col("reason") == "disambiguation")
                       .select("page_id", F.lit(True).alias("is_disambiguation")))
     pages = selection.apply(warehouse.read("pages", wiki, snapshot))
-    pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id", "revision_timestamp",
-                         "wikitext").join(disambiguation, "page_id", "left")
+    pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id",
+                         F.unix_seconds("revision_timestamp").alias("revision_epoch"), "wikitext")
+    pages = pages.join(disambiguation, "page_id", "left")
     checked = None
     if join:
         frame, checked = _join_path(spark, warehouse, config, context, broadcast, pages, snapshot, stats)
