@@ -54,7 +54,49 @@ def emit_json(summary: dict) -> None:
     click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Spark failures an operator can fix with a setting: (text in the Java error, what to say)
+SPARK_LIMITS = (
+    ("spark.driver.maxResultSize", "a result sent to the driver exceeded spark.driver.maxResultSize: raise it "
+                                   "(--set 'spark.conf={\"spark.driver.maxResultSize\"=\"4g\"}') or use "
+                                   "--lookups join"),
+    ("Java heap space", "a JVM ran out of heap: raise spark.driver_memory (local mode) or spark.executor.memory"),
+    ("GC overhead limit exceeded", "a JVM ran out of heap: raise spark.driver_memory (local mode) or "
+                                   "spark.executor.memory"),
+    ("exceeding memory limits", "an executor exceeded its container's memory: raise spark.executor.memoryOverhead "
+                                "(Python workers live there)"),
+    ("Python worker exited unexpectedly", "a Python worker died (often killed for memory): raise "
+                                          "spark.executor.memoryOverhead or use --lookups join"),
+)
+
+
+def spark_failure(exc: BaseException) -> str | None:
+    """One line for a Spark (JVM) failure, naming the setting when it is a known limit; None when
+    `exc` is not a Spark failure."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    if not isinstance(exc, (Py4JJavaError, PySparkException)):
+        return None
+    text = str(exc)
+    for needle, advice in SPARK_LIMITS:
+        if needle in text:
+            return f"Spark stopped: {advice}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return f"Spark stopped: {first[:300]}"
+
+
+class Linkrec(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # noqa: BLE001 - only Spark failures are turned into one line
+            message = spark_failure(exc)
+            if message is None:
+                raise
+            fail(message)
+
+
+@click.group(cls=Linkrec, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="linkrec")
 @click.option("--warehouse", envvar="LINKREC_WAREHOUSE", metavar="DIR",
               help="Root of every table: a path or an hdfs:// / s3a:// URI [env LINKREC_WAREHOUSE; ./warehouse].")
@@ -115,6 +157,8 @@ def _ingest(obj: Context, wiki, dump, table, index, siteinfo, snapshot, allow_tr
     else:
         result = job.ingest_table(spark, warehouse, config, table, siteinfo, snapshot)
     _report_problems(obj, result.problems)
+    for warning in result.warnings:
+        click.echo(f"linkrec: warning: {warning}", err=True)
     return config, result
 
 
@@ -394,7 +438,9 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
 @click.option("--wiki", help="Train the model of one wiki (its tables must be ingested).")
 @click.option("--wikis", help="With --name: a joint model for these wikis, comma-separated.")
 @click.option("--name", help="Name of a joint model.")
-@click.option("--wikidata", type=click.Path(), help="page_id → P31 QIDs (Parquet page_id,qid or TSV).")
+@click.option("--wikidata", type=click.Path(),
+              help="page_id → P31 QIDs (Parquet page_id,qid or TSV); recorded, and reused by every later command "
+                   "until another is given ('none' stops using it).")
 @click.option("--force", is_flag=True, help="Rebuild every table even when up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj

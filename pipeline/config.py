@@ -35,6 +35,8 @@ class IngestConfig:
     chunk_bytes: int = 32 * 1024 * 1024
     allow_truncated: bool = False
     max_redirect_hops: int = 10
+    # a compressed single-stream dump larger than this is read by one task: say what to use instead
+    single_stream_warning_bytes: int = 256 * 1024 * 1024
 
     def check(self) -> None:
         _positive(self.chunk_bytes, "ingest.chunk_bytes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pipeline.config import SparkConfig
 
@@ -12,6 +13,13 @@ from pipeline.config import SparkConfig
 def submitted() -> bool:
     """True inside spark-submit, which starts the JVM first and hands Python its gateway."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _log_config() -> str:
+    """The packaged log4j2 configuration (errors only, on stderr) as a file URI for the JVM."""
+    from importlib import resources
+
+    return Path(str(resources.files("configs").joinpath("log4j2.properties"))).resolve().as_uri()
 
 
 def get_spark(config: SparkConfig, app_name: str = "linkrec"):
@@ -38,7 +46,7 @@ def get_spark(config: SparkConfig, app_name: str = "linkrec"):
         .config("spark.sql.adaptive.enabled", "true")
         # snapshot=20170901 is a name, not a number
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
-        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log_config()}")
     )
     for key, value in config.conf.items():
         builder = builder.config(key, value)

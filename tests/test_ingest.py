@@ -164,6 +164,16 @@ def test_allow_truncated_keeps_exit_zero(tmp_path, ingested):
     assert result.exit_code == 0
     assert last_json(result.stdout)["pages"] == ingested["jawiki"][1]["pages"]
     assert "linkrec: truncated:" in result.stderr
+    assert "linkrec: warning:" not in result.stderr  # 100 kB: no warning below the configured size
+
+
+def test_a_big_single_stream_dump_gets_a_warning_that_says_what_to_use(tmp_path, ingested):
+    result = run_cli(["--warehouse", str(tmp_path), "--set", "ingest.single_stream_warning_bytes=50000", "ingest",
+                      "--wiki", "jawiki", "--dump", str(DUMPS["jawiki"]), "--allow-truncated", "--json"])
+    assert result.exit_code == 0
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("linkrec: warning:")]
+    assert "single-stream xz" in warning and "multistream" in warning and "--table" in warning
+    assert last_json(result.stdout)["warnings"] == [warning[len("linkrec: warning: "):]]
 
 
 def test_malformed_page_exits_non_zero_and_keeps_the_rest(tmp_path):

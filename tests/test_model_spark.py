@@ -104,23 +104,38 @@ def test_disambiguation_pages_are_excluded_targets(spark, trained, warehouse_dir
 
 
 def test_wikidata_types_exclude_targets_and_pages_without_p31_stay(spark, trained, warehouse_dir, tmp_path):
+    """In a warehouse of its own: the Wikidata table given to `train` is recorded, and `evaluate` and
+    `recommend` reuse the same tables instead of rebuilding them without it."""
+    from tests.conftest import DUMPS
+
     snapshot = trained[0]["training"]["tables"]["snapshot"]
-    path = warehouse_dir / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"
-    dictionary = spark.read.parquet(str(path))
+    shared = warehouse_dir / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"
+    dictionary = spark.read.parquet(str(shared))
     top = dictionary.groupBy("target_page_id").agg(F.sum("count").alias("n")).orderBy(F.desc("n")).limit(2).collect()
     country, person = top[0].target_page_id, top[1].target_page_id
     before = {r.target_page_id for r in dictionary.select("target_page_id").distinct().collect()}
     table = tmp_path / "p31.tsv"
     table.write_text(f"{country}\tQ6256\n{person}\tQ5\n")
-    result = run_cli(["--warehouse", str(warehouse_dir), "--set", "dictionary.extra_excluded_qids=['Q6256']",
-                      "train", "--wiki", "ltgwiki", "--wikidata", str(table), "--json"])
+    own = tmp_path / "warehouse"
+    common = ["--warehouse", str(own), "--set", "dictionary.extra_excluded_qids=['Q6256']"]
+    assert run_cli(["--warehouse", str(own), "ingest", "--wiki", "ltgwiki", "--dump", str(DUMPS["ltgwiki"])]
+                   ).exit_code == 0
+    result = run_cli(common + ["train", "--wiki", "ltgwiki", "--wikidata", str(table), "--json"])
     assert result.exit_code == 0, result.stderr
-    after = spark.read.parquet(str(path))
-    targets = {r.target_page_id for r in after.select("target_page_id").distinct().collect()}
+    path = own / "dictionary_reference" / "wiki=ltgwiki" / f"snapshot={snapshot}"
+    targets = {r.target_page_id for r in spark.read.parquet(str(path)).select("target_page_id").distinct().collect()}
     assert country not in targets and person in targets
     # pages with no P31 at all are kept: almost every target of the first dictionary is still there
     assert len(before - targets) <= 5
-    run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki"])  # back to the default model
+    manifest = json.loads((own / "_manifests" / "ltgwiki.json").read_text())
+    assert manifest["wikidata"] == str(table) and manifest["model_tables"]["wikidata"] == str(table)
+    for command in (["evaluate", "--wiki", "ltgwiki", "--json"],
+                    ["recommend", "--wiki", "ltgwiki", "--dry-run", "--now", "2026-01-01T00:00:00Z", "--json"]):
+        assert run_cli(common + command).exit_code == 0
+        again = json.loads((own / "_manifests" / "ltgwiki.json").read_text())["model_tables"]
+        assert again["fingerprint"] == manifest["model_tables"]["fingerprint"]
+    excluded = spark.read.parquet(str(own / "excluded_targets" / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+    assert {r.reason for r in excluded.select("reason").distinct().collect()} == {"wikidata_type"}
 
 
 def test_train_without_ingest_is_a_clear_error(spark, tmp_path):

@@ -94,3 +94,23 @@ def test_recommend_reports_the_lookup_path_it_chose(ingested, warehouse_dir, ltg
     assert (chosen["with_links"], chosen["null_rows"], chosen["links"]) == (
         small["with_links"], small["null_rows"], small["links"])
     assert json.dumps(chosen["skipped"], sort_keys=True) == json.dumps(small["skipped"], sort_keys=True)
+
+
+def test_a_spark_limit_is_one_line_that_names_the_setting(tmp_path):
+    """A driver result-size limit hit in a real run: exit 1, one line naming the setting, no Java stack
+    trace on either stream, nothing on stdout (where --json goes)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import DUMPS
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--warehouse", str(tmp_path), "--set",
+         'spark.conf={"spark.driver.maxResultSize"="1k"}', "ingest", "--wiki", "ltgwiki", "--dump",
+         str(DUMPS["ltgwiki"]), "--json"], capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("linkrec: error: Spark stopped:") and "spark.driver.maxResultSize" in last
+    assert not any(line.lstrip().startswith("at org.apache") for line in done.stderr.splitlines())

@@ -72,6 +72,7 @@ class IngestResult:
     truncated: bool
     problems: list[dict] = field(default_factory=list)
     derived: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -130,6 +131,11 @@ def ingest_dump(spark, warehouse: Warehouse, config: Config, dump_path: str, ind
         raise DumpError(f"{dump_path}: this is a dump of {siteinfo.dbname}, not {config.wiki}")
     chunks = plan_chunks(dump_path, config.ingest.chunk_bytes, index_path)
     label = os.path.basename(dump_path)
+    warnings = []
+    size = os.path.getsize(dump_path)
+    if len(chunks) == 1 and fmt != "xml" and size > config.ingest.single_stream_warning_bytes:
+        warnings.append(f"{label}: a single-stream {fmt} file of {size / 2**20:.0f} MiB is read by one task; for a "
+                        "large wiki use the multistream dump with its --index, or a Parquet page table (--table)")
     problems = spark.sparkContext.accumulator([], ProblemList())
     rows = spark.sparkContext.parallelize(chunks, len(chunks)).flatMap(
         lambda chunk: _pages_of_chunk(chunk, label, problems))
@@ -138,7 +144,7 @@ def ingest_dump(spark, warehouse: Warehouse, config: Config, dump_path: str, ind
     return _publish(spark, warehouse, config, pages, siteinfo, snapshot,
                     source={"kind": "dump", "path": source_path(dump_path), "format": fmt,
                             "chunks": len(chunks), **_file_identity(dump_path)},
-                    problems_of=lambda: _dedupe(problems.value), started=started)
+                    problems_of=lambda: _dedupe(problems.value), started=started, warnings=warnings)
 
 
 def load_siteinfo_file(path: str) -> SiteInfo:
@@ -230,7 +236,8 @@ def _file_identity(path: str) -> dict:
 
 
 def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, siteinfo: SiteInfo,
-             snapshot: str | None, source: dict, problems_of, started: float) -> IngestResult:
+             snapshot: str | None, source: dict, problems_of, started: float,
+             warnings: list[str] | None = None) -> IngestResult:
     """Write pages to a staging folder, count them, move them into place, build the derived tables."""
     wiki = config.wiki
     staging = warehouse.staging("pages", wiki, uuid.uuid4().hex[:12])
@@ -276,7 +283,7 @@ def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, site
     result = IngestResult(
         wiki=wiki, snapshot=snapshot, source=source["path"], pages=totals["pages"], pages_per_namespace=per_namespace,
         ns0_articles=totals["articles"], ns0_redirects=totals["redirects"], truncated=truncated,
-        problems=problems, derived=derived_stats, seconds=round(time.time() - started, 2))
+        problems=problems, derived=derived_stats, seconds=round(time.time() - started, 2), warnings=warnings or [])
     manifest = warehouse.manifest(wiki) or {"wiki": wiki, "snapshots": {}}
     manifest["current_snapshot"] = snapshot
     manifest["snapshots"][snapshot] = {

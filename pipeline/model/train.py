@@ -62,10 +62,26 @@ def tables_fingerprint(config: Config, snapshot: str, wikidata: str | None) -> s
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def wikidata_input(warehouse, wiki: str, given: str | None = None) -> str | None:
+    """The Wikidata table the wiki's model tables use: the one given (recorded in the manifest for the
+    commands that follow), else the one recorded (evaluate, recommend, run and nightly reuse it)."""
+    manifest = warehouse.manifest(wiki) or {}
+    if given is None:
+        return manifest.get("wikidata")
+    from pipeline.ingest.job import source_path
+
+    given = None if given == "none" else source_path(given)  # "none": stop using the recorded one
+    if manifest and manifest.get("wikidata") != given:
+        manifest["wikidata"] = given
+        warehouse.save_manifest(wiki, manifest)
+    return given
+
+
 def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False) -> dict:
     """Write every model table of the wiki's current snapshot, unless up to date; return their stats."""
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
+    wikidata = wikidata_input(warehouse, wiki, wikidata)
     fingerprint = tables_fingerprint(config, snapshot, wikidata)
     manifest = warehouse.manifest(wiki)
     previous = manifest.get("model_tables", {})
@@ -106,8 +122,8 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
     sentences = write("sentences", tables.build_sentences(article_text, usable, fraction, config.model.seed))
     removed = (sentences.where("gold").select(F.col("page_id").alias("source_page_id"), F.explode("links").alias("l"))
                .select("source_page_id", F.col("l.offset").alias("offset")))
-    stats = {"snapshot": snapshot, "fingerprint": fingerprint, "articles": articles, "test_fraction": fraction,
-             "test_only": test_only, "min_anchor_links": min_links,
+    stats = {"snapshot": snapshot, "fingerprint": fingerprint, "wikidata": wikidata, "articles": articles,
+             "test_fraction": fraction, "test_only": test_only, "min_anchor_links": min_links,
              "excluded_targets": excluded.count(), "usable_links": usable_links}
     for protocol in tables.PROTOCOLS:
         cut = removed if protocol == "leakage_free" else None
@@ -426,6 +442,7 @@ def up_to_date_model(warehouse, config: Config, wikidata: str | None = None) -> 
         return None
     record = json.loads(text)
     snapshot = current_snapshot(warehouse, config.wiki)
+    wikidata = wikidata if wikidata is not None else wikidata_input(warehouse, config.wiki)
     if (record.get("snapshot") == snapshot
             and record.get("tables_fingerprint") == tables_fingerprint(config, snapshot, wikidata)
             and record.get("model_config") == model_config_sha(config)):
