@@ -656,9 +656,9 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
             return part
 
         if strategy == "iterate":
-            articles = [page_id for page_id, _, _, _ in _articles(obj, config)]
-            batch = cursor.next_batch(database, wiki, articles, limit) if database is not None else \
-                sorted(articles)[:limit]
+            pages_after = _article_ids_after(obj, config)
+            batch = cursor.next_batch(database, wiki, pages_after, limit) if database is not None else \
+                pages_after(-1, limit)
             summary = one_round(Selection(page_ids=tuple(batch)))
             if database is not None:
                 cursor.advance(database, wiki, batch)  # only once the batch is written
@@ -732,6 +732,19 @@ def recommend_command(obj: Context, wiki, as_json, **options):
         fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
     if as_json:
         emit_json(summary)
+
+
+def _article_ids_after(obj: Context, config: Config):
+    """(cursor, limit) → the first `limit` article ids above `cursor`, asked of Spark (only they reach the driver)."""
+    from pyspark.sql import functions as F
+
+    from pipeline.model.train import current_snapshot
+
+    warehouse = obj.warehouse(config)
+    pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))
+    ids = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select("page_id")
+    return lambda cursor, limit: [r.page_id for r in ids.where(F.col("page_id") > cursor).orderBy("page_id")
+                                  .limit(limit).collect()]
 
 
 def _articles(obj: Context, config: Config):

@@ -110,6 +110,11 @@ class Warehouse:
         self.write_text(self.manifest_path(wiki), json.dumps(manifest, indent=2, ensure_ascii=False,
                                                              sort_keys=True))
 
+    def list(self, path: str) -> list[str]:
+        """The entries of a folder, as full paths."""
+        fs, p = self._fs(path)
+        return [str(status.getPath().toString()) for status in fs.listStatus(p)]
+
     def read(self, name: str, wiki: str, snapshot: str):
         return self.spark.read.parquet(self.table(name, wiki, snapshot))
 

@@ -411,16 +411,23 @@ def curves_csv(curves: dict[str, list[dict]]) -> str:
     return out.getvalue()
 
 
-def export_test_set(warehouse, config: Config) -> str:
-    """JSONL of the gold sentences: page id, title, sentence wikitext, plain text, gold pairs."""
-    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki))
-    lines = []
-    for row in sentences.where("gold").orderBy("page_id").toLocalIterator():
-        lines.append(json.dumps({
-            "page_id": row.page_id, "title": row.title, "sentence_wikitext": row.wikitext, "sentence_text": row.text,
-            "gold": [{"anchor": row.text[link.start:link.end], "target": link.target_title} for link in row.links],
-        }, ensure_ascii=False))
-    return "\n".join(lines) + ("\n" if lines else "")
+def write_test_set(warehouse, config: Config, folder: str) -> None:
+    """`folder`/test_set.jsonl: the gold sentences in page order (page id, title, sentence wikitext and
+    text, gold anchor → target pairs), written by Spark: no sentence passes through the driver."""
+    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki)).where("gold")
+    gold = F.transform("links", lambda link: F.struct(
+        F.col("text").substr(link["start"] + 1, link["end"] - link["start"]).alias("anchor"),
+        link["target_title"].alias("target")))
+    lines = sentences.select("page_id", F.to_json(F.struct(
+        "page_id", "title", F.col("wikitext").alias("sentence_wikitext"), F.col("text").alias("sentence_text"),
+        gold.alias("gold"))).alias("value"))
+    staging = f"{folder}/_test_set"
+    # a global sort, then its partitions concatenated in order into one file
+    lines.orderBy("page_id").select("value").coalesce(1).write.mode("overwrite").text(staging)
+    (part,) = [path for path in warehouse.list(staging) if path.rsplit("/", 1)[-1].startswith("part-")]
+    warehouse.move(part, f"{folder}/test_set.jsonl")
+    warehouse.delete(staging)
+    warehouse.delete(f"{folder}/.test_set.jsonl.crc")  # the local file system's checksum, moved along
 
 
 def model_root(warehouse, name: str) -> str:
@@ -487,10 +494,10 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
         "metrics.csv": curves_csv(curves).encode(),
         "backtest.png": plot_curves(curves, f"{wiki} backtest"),
         "checksums.json": json.dumps(checksums, indent=2, sort_keys=True).encode(),
-        "test_set.jsonl": export_test_set(warehouse, config).encode(),
     }
     path = f"{model_root(warehouse, wiki)}/{version}"
     _publish_files(warehouse, path, files)
+    write_test_set(warehouse, config, path)
     latest = {"name": wiki, "version": version, "released": released, "reason": reason, "wikis": [wiki],
               "snapshot": snapshot, "trained_at": int(time.time()), "application_version": __version__,
               "tables_fingerprint": table_stats["fingerprint"], "model_config": model_config_sha(config)}
