@@ -87,14 +87,19 @@ def make_corpus(dump: str, copies: int, out_dir: Path) -> tuple[str, str, int]:
     table_dir = out_dir / "pages"
     table_dir.mkdir(parents=True)
     articles = 0
+    seen: set[tuple[int, str]] = set()  # a wiki has one page per title: a title two copies share is kept once
     for copy in range(copies):
         table = permutation(copy)
         rows = {"page_id": [], "namespace": [], "title": [], "redirect_target": [], "revision_id": [],
                 "revision_timestamp": [], "wikitext": []}
         for page in pages:
+            title = translate_title(page.title, table, folded)
+            if (page.namespace, title) in seen:
+                continue
+            seen.add((page.namespace, title))
             rows["page_id"].append(page.page_id + copy * COPY_STRIDE)
             rows["namespace"].append(page.namespace)
-            rows["title"].append(translate_title(page.title, table, folded))
+            rows["title"].append(title)
             rows["redirect_target"].append(translate_title(page.redirect_target, table, folded)
                                            if page.redirect_target else None)
             rows["revision_id"].append(page.revision_id + copy * COPY_STRIDE)
@@ -209,7 +214,7 @@ class Stage:
         self.wall = time.time() - self.wall0
 
 
-def run(dump: str, wiki: str, copies: int, lookups: str, workdir: Path) -> dict:
+def run(dump: str, wiki: str, copies: int, lookups: str, workdir: Path, overrides: tuple[str, ...] = ()) -> dict:
     from pipeline.config import SparkConfig, load_config
     from pipeline.ingest.job import ingest_table
     from pipeline.model import train as model_train
@@ -219,9 +224,9 @@ def run(dump: str, wiki: str, copies: int, lookups: str, workdir: Path) -> dict:
 
     table, siteinfo, articles = make_corpus(dump, copies, workdir / "corpus")
     spark = get_spark(SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=8))
-    config = load_config(wiki, overrides=(f"lookups.mode={lookups}",))
+    config = load_config(wiki, overrides=(f"lookups.mode={lookups}", *overrides))
     warehouse = Warehouse(spark, str(workdir / "warehouse"))
-    out = {"k": copies, "articles": articles, "lookups": lookups, "stages": {}}
+    out = {"k": copies, "articles": articles, "lookups": lookups, "overrides": list(overrides), "stages": {}}
 
     def stage(name, action):
         with Stage() as measured:
@@ -254,6 +259,9 @@ def main() -> None:
     parser.add_argument("-k", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--lookups", default="join", choices=["auto", "broadcast", "join"])
     parser.add_argument("--workdir", help="Keep corpora and warehouses here [default: a temporary folder].")
+    # the small-wiki anchor rule switches at 10,000 articles: off, every k keeps one dictionary rule
+    parser.add_argument("--set", dest="overrides", action="append", default=["dictionary.small_wiki_articles=0"],
+                        help="A configuration override for every k (repeatable).")
     args = parser.parse_args()
     for copies in args.k:
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="linkrec-scale-")) / f"k{copies}"
@@ -262,7 +270,7 @@ def main() -> None:
         # one process per k: the JVM's and the workers' memory start from nothing each time
         code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import scale; "
                 f"print('RESULT ' + json.dumps(scale.run({args.dump!r}, {args.wiki!r}, {copies}, {args.lookups!r}, "
-                f"__import__('pathlib').Path({str(workdir)!r}))))")
+                f"__import__('pathlib').Path({str(workdir)!r}), {tuple(args.overrides)!r})))")
         import subprocess
 
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

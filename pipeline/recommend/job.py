@@ -206,9 +206,8 @@ def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pa
         F.lit(0).alias("links"), F.lit(None).cast("array<int>").alias("link_counts"),
         F.lit(None).cast("array<float>").alias("scores"))
     eligible = checked.where(F.col("reason").isNull()).drop("reason")
-    titles = (warehouse.read("titles", wiki, snapshot)
-              .where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull())
-              .select(F.col("title").alias("linked_title"), F.col("resolved_page_id").alias("linked_id")))
+    titles = title_index(warehouse, wiki, snapshot).select(F.col("title").alias("linked_title"),
+                                                           F.col("resolved_page_id").alias("linked_id"))
     linked = (eligible.select("page_id", F.explode("linked_titles").alias("linked_title")).join(titles, "linked_title")
               .groupBy("page_id").agg(F.map_from_entries(F.collect_list(F.struct("linked_title", "linked_id")))
                                       .alias("titles")))
@@ -219,12 +218,17 @@ def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pa
     return spark.createDataFrame(rdd, OUTPUT_SCHEMA, verifySchema=False).unionByName(skipped), checked
 
 
-def article_titles(warehouse, wiki: str, snapshot: str) -> dict[str, int]:
-    """Display title → main-namespace article id, redirects resolved."""
+def title_index(warehouse, wiki: str, snapshot: str):
+    """title, resolved_page_id: display title → main-namespace article, redirects resolved; one row per
+    title (a title held twice, as a stitched input may have, resolves to the smaller id)."""
     titles = warehouse.read("titles", wiki, snapshot)
-    rows = titles.where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull()).select(
-        "title", "resolved_page_id")
-    return {r.title: int(r.resolved_page_id) for r in rows.toLocalIterator()}
+    return (titles.where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull())
+            .groupBy("title").agg(F.min("resolved_page_id").alias("resolved_page_id")))
+
+
+def article_titles(warehouse, wiki: str, snapshot: str) -> dict[str, int]:
+    """The title index as a dict (the broadcast path)."""
+    return {r.title: int(r.resolved_page_id) for r in title_index(warehouse, wiki, snapshot).toLocalIterator()}
 
 
 @dataclass
