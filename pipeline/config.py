@@ -117,7 +117,7 @@ class ModelConfig:
     relatedness: bool = True
     # neighbours kept per page for relatedness: exact up to this degree, a bottom-k sample above it
     relatedness_sketch: int = 1024
-    # training examples handed to XGBoost at most (a deterministic sample of the rest, positives first)
+    # training examples handed to XGBoost at most (beyond it a deterministic sample, each class's share kept)
     max_training_examples: int = 2_000_000
     # XGBoost threads (0: every core); the model is the same whatever the number
     threads: int = 0

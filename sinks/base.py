@@ -178,7 +178,8 @@ def publish(results, database: Database, tags: Tags | None, batch_size: int, for
             totals: Published | None = None) -> Published:
     """Write page results batch by batch: database rows (one transaction), then the batch's tags
     (counted into `totals` as they go, so that a caller keeps the counts of a run a sink stopped)."""
-    totals = totals or Published(search=None if tags is None else TagCounts())
+    if totals is None:
+        totals = Published(search=None if tags is None else TagCounts())
     batch: list[PageResult] = []
 
     def flush():

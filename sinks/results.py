@@ -6,6 +6,7 @@ lock and adds up the counts). Nothing proportional to the wiki passes through th
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -34,9 +35,15 @@ def output_with_titles(spark, warehouse, wiki: str, snapshot: str, output: str):
     return spark.read.parquet(output).join(pages, "page_id", "left")
 
 
+DRIVER_CHUNK_ROWS = 20_000  # rows the driver holds at once while streaming (toLocalIterator takes a partition)
+
+
 def page_results(spark, warehouse, wiki: str, snapshot: str, output: str):
-    """Page results in page-id order, streamed to the driver (for the single-file sinks)."""
-    for row in output_with_titles(spark, warehouse, wiki, snapshot, output).orderBy("page_id").toLocalIterator():
+    """Page results in page-id order, streamed to the driver (for the single-file sinks) in range
+    partitions of about DRIVER_CHUNK_ROWS rows, so the driver holds one chunk whatever the wiki's size."""
+    rows = output_with_titles(spark, warehouse, wiki, snapshot, output)
+    chunks = max(1, math.ceil(spark.read.parquet(output).count() / DRIVER_CHUNK_ROWS))
+    for row in rows.repartitionByRange(chunks, "page_id").sortWithinPartitions("page_id").toLocalIterator():
         result = page_result(row)
         if result is not None:
             yield result

@@ -36,15 +36,18 @@ def similarity(anchor: str, title: str) -> float:
 
 
 MASK64 = (1 << 64) - 1
+# splitmix64's finaliser: two (shift, multiply) steps, then a last shift
+MIX_STEPS = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB))
+MIX_LAST_SHIFT = 31
 
 
 def mix(value: int) -> int:
     """Page id → a uniformly scattered 63-bit value (splitmix64's finaliser, top 63 bits, so that it is a
     non-negative Spark long): a sketch keeps the neighbours with the smallest values."""
     value &= MASK64
-    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & MASK64
-    return (value ^ (value >> 31)) >> 1
+    for shift, multiplier in MIX_STEPS:
+        value = ((value ^ (value >> shift)) * multiplier) & MASK64
+    return (value ^ (value >> MIX_LAST_SHIFT)) >> 1
 
 
 def mix_array(ids):
@@ -53,9 +56,9 @@ def mix_array(ids):
 
     x = np.asarray(ids).astype(np.uint64)
     with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
+        for shift, multiplier in MIX_STEPS:
+            x = (x ^ (x >> np.uint64(shift))) * np.uint64(multiplier)
+        x = x ^ (x >> np.uint64(MIX_LAST_SHIFT))
     return (x >> np.uint64(1)).astype(np.int64)
 
 

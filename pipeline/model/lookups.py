@@ -11,15 +11,14 @@ from pipeline.config import Config
 from pipeline.model import slices
 from pipeline.model.features import AnchorEntry, Lookups, Sketch
 
-# bytes per item of a broadcast Lookups in one Python process (measured on ltgwiki: benchmarks/scale.py)
+# bytes per item of a broadcast Lookups in one Python process, rounded up from tracemalloc on ltgwiki
+# (entries ~270 B and automaton ~310 B per anchor, ~115 B per neighbour value with its page's set)
 BYTES_PER_ANCHOR = 900
 BYTES_PER_TARGET = 120
 BYTES_PER_SKETCH_PAGE = 300
 BYTES_PER_SKETCH_VALUE = 70
-
-
-class LookupsError(Exception):
-    """The model tables a lookup path needs are missing."""
+# the title index recommend broadcasts too: an article and about one redirect, ~120 B each
+BYTES_PER_ARTICLE_TITLES = 250
 
 
 @dataclass(frozen=True)
@@ -35,16 +34,15 @@ class TableStats:
 
     @classmethod
     def of(cls, stats: dict, protocol: str) -> TableStats:
-        try:
-            return cls(int(stats["articles"]), int(stats[f"anchors_{protocol}"]),
-                       int(stats[f"dictionary_rows_{protocol}"]), int(stats[f"sketch_pages_{protocol}"]),
-                       int(stats[f"sketch_values_{protocol}"]), int(stats[f"shards_{protocol}"]))
-        except KeyError as missing:
-            raise LookupsError(f"the model tables lack {missing}; rebuild them (linkrec train --force)") from None
+        """Raises KeyError for tables built before these statistics were kept."""
+        return cls(int(stats["articles"]), int(stats[f"anchors_{protocol}"]), int(stats[f"dictionary_rows_{protocol}"]),
+                   int(stats[f"sketch_pages_{protocol}"]), int(stats[f"sketch_values_{protocol}"]),
+                   int(stats[f"shards_{protocol}"]))
 
     def broadcast_bytes(self) -> int:
         return (self.anchors * BYTES_PER_ANCHOR + self.targets * BYTES_PER_TARGET
-                + self.sketch_pages * BYTES_PER_SKETCH_PAGE + self.sketch_values * BYTES_PER_SKETCH_VALUE)
+                + self.sketch_pages * BYTES_PER_SKETCH_PAGE + self.sketch_values * BYTES_PER_SKETCH_VALUE
+                + self.articles * BYTES_PER_ARTICLE_TITLES)
 
 
 def choose_mode(config: Config, stats: TableStats, requested: str | None = None) -> str:

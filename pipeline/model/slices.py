@@ -20,7 +20,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.model.features import AnchorEntry, Lookups, Sketch, mix_array, padded_kurtosis, sketch_relatedness
+from pipeline.model.features import (
+    EMPTY_SKETCH,
+    AnchorEntry,
+    Lookups,
+    Sketch,
+    mix_array,
+    padded_kurtosis,
+    sketch_relatedness,
+)
 from pipeline.text.matcher import AnchorMatcher
 
 FOUND_SCHEMA = T.StructType([T.StructField("page_id", T.LongType()), T.StructField("anchor_key", T.StringType())])
@@ -39,12 +47,18 @@ def with_shard(frame: DataFrame, shards: int) -> DataFrame:
     return frame.withColumn("shard", F.pmod(F.xxhash64("anchor_key"), F.lit(shards)).cast("int"))
 
 
-def write_sharded(frame: DataFrame, path: str, per_shard: int) -> int:
-    """Write rows keyed by `anchor_key` partitioned by shard; return the number of shards."""
-    shards = shard_count(frame.count(), per_shard)
-    (with_shard(frame, shards).repartition(shards, "shard").write.partitionBy("shard").mode("overwrite")
-     .parquet(path))
-    return shards
+def write_sharded(frame: DataFrame, path: str, per_shard: int) -> tuple[int, int]:
+    """Write rows keyed by `anchor_key` partitioned by shard; return (rows, shards). The frame is
+    persisted (on the executors) so that counting it and writing it compute it once."""
+    frame = frame.persist()
+    try:
+        rows = frame.count()
+        shards = shard_count(rows, per_shard)
+        (with_shard(frame, shards).repartition(shards, "shard").write.partitionBy("shard").mode("overwrite")
+         .parquet(path))
+    finally:
+        frame.unpersist()
+    return rows, shards
 
 
 def _filesystem(path: str):
@@ -148,11 +162,25 @@ def sketch_of(row, size: int) -> Sketch:
 # --- slices ---------------------------------------------------------------------------------------
 
 
+SKETCH_CACHE = 10_000  # sketches kept per task (a hub target recurs in many pairs)
+
+
 def _pair_relatedness(rows, articles: int, size: int):
-    empty = Sketch(0, frozenset())
+    cache: dict[int, Sketch] = {}
+
+    def sketch(page_id, degree, smallest) -> Sketch:
+        if not degree:
+            return EMPTY_SKETCH
+        found = cache.get(page_id)
+        if found is None:
+            if len(cache) >= SKETCH_CACHE:
+                cache.clear()
+            found = cache[page_id] = Sketch.of(degree, smallest, size)
+        return found
+
     for row in rows:
-        source = Sketch.of(row.degree_s, row.smallest_s, size) if row.degree_s else empty
-        target = Sketch.of(row.degree_t, row.smallest_t, size) if row.degree_t else empty
+        source = sketch(row.page_id, row.degree_s, row.smallest_s)
+        target = sketch(row.target, row.degree_t, row.smallest_t)
         yield (row.page_id, row.target, sketch_relatedness(source, target, row.page_id, row.target, articles))
 
 

@@ -107,7 +107,7 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
     min_links = tables.effective_min_anchor_links(config, articles)
     per_shard = config.lookups.anchors_per_shard
     candidates_path = warehouse.table("candidate_anchors", wiki, snapshot)
-    candidate_shards = slices.write_sharded(
+    _, candidate_shards = slices.write_sharded(
         usable.groupBy("anchor_key").count().where(F.col("count") >= min_links).select("anchor_key"),
         candidates_path, per_shard)
     parsed_path = warehouse.table("article_parsed", wiki, snapshot)
@@ -131,11 +131,11 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
         dictionary = write(f"dictionary_{protocol}", built)
         graph = write(f"graph_{protocol}", tables.build_graph(usable, cut))
         anchors_path = warehouse.table(f"anchors_{protocol}", wiki, snapshot)
-        stats[f"shards_{protocol}"] = slices.write_sharded(slices.anchor_entries(dictionary), anchors_path, per_shard)
+        stats[f"anchors_{protocol}"], stats[f"shards_{protocol}"] = slices.write_sharded(
+            slices.anchor_entries(dictionary), anchors_path, per_shard)
         sketches = write(f"sketches_{protocol}", slices.build_sketches(graph, config.model.relatedness_sketch))
         sizes = sketches.agg(F.count(F.lit(1)).alias("pages"), F.sum(F.size("smallest")).alias("values"),
                              F.max("degree").alias("max_degree")).first()
-        stats[f"anchors_{protocol}"] = spark.read.parquet(anchors_path).count()
         stats[f"dictionary_rows_{protocol}"] = dictionary.count()
         stats[f"sketch_pages_{protocol}"] = int(sizes.pages or 0)
         stats[f"sketch_values_{protocol}"] = int(sizes["values"] or 0)
@@ -171,7 +171,12 @@ def load_lookups(warehouse, config: Config, protocol: str):
 
 
 def table_stats(warehouse, wiki: str, protocol: str) -> lookup_paths.TableStats:
-    return lookup_paths.TableStats.of((warehouse.manifest(wiki) or {}).get("model_tables", {}), protocol)
+    stats = (warehouse.manifest(wiki) or {}).get("model_tables", {})
+    try:
+        return lookup_paths.TableStats.of(stats, protocol)
+    except KeyError as missing:
+        raise ModelError(f"{wiki}: the model tables lack {missing}; rebuild them (linkrec train --wiki {wiki} "
+                         "--force)") from None
 
 
 def page_sentences(warehouse, config: Config, condition) -> DataFrame:
