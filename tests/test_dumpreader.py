@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bz2
+import gzip
 import lzma
 import re
+import zlib
 
 import pytest
 
@@ -220,3 +222,27 @@ def test_a_file_an_executor_cannot_see_is_reported_as_unreadable_not_truncated(t
     (problem,) = problems.value
     assert problem["kind"] == UNREADABLE and "truncated" not in problem["reason"]
     assert str(missing) in problem["reason"] and "No such file or directory" in problem["reason"]
+
+
+ONE_SHOT = {"bz2": lambda: bz2.BZ2Decompressor(), "xz": lambda: lzma.LZMADecompressor(),
+            "gz": lambda: zlib.decompressobj(wbits=31)}
+
+
+@pytest.mark.parametrize("fmt, fraction", [("bz2", 0.5), ("xz", 0.5), ("gz", 0.37), ("gz", 0.61)])
+def test_a_dump_cut_inside_a_compressed_block_keeps_every_complete_page(tmp_path, fmt, fraction):
+    xml = bz2.decompress(DUMPS["ltgwiki"].read_bytes()) if fmt != "xz" else lzma.decompress(
+        DUMPS["mrwiki"].read_bytes())
+    compressed = {"bz2": bz2.compress, "xz": lambda data: lzma.compress(data, preset=1), "gz": gzip.compress}[fmt](xml)
+    cut = compressed[: int(len(compressed) * fraction)]
+    path = tmp_path / f"cut.xml.{fmt}"
+    path.write_bytes(cut)
+    # the pages an independent reader finds in everything the cut bytes can give
+    prefix = tmp_path / "prefix.xml"
+    prefix.write_bytes(ONE_SHOT[fmt]().decompress(cut))
+    expected = count_pages(prefix)["ids"]
+    read, problems, _ = read_all(path)
+    assert expected and [p.page_id for p in read] == expected
+    assert [p.kind for p in problems] == ["truncated"]
+    (problem,) = problems
+    assert problem.title or f"after {read[-1].title!r}" in problem.reason  # the cut page is named
+    assert "decompressed byte" in problem.where and f"inside a {fmt} stream" in problem.reason

@@ -14,6 +14,7 @@ import lzma
 import os
 import re
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,6 +127,15 @@ def detect_format(path: str) -> str:
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return "xml"
     raise DumpError(f"{path}: not a MediaWiki XML dump (expected XML, .bz2, .xz or .gz content)")
+
+
+def _decompressor(fmt: str):
+    """A fresh incremental decompressor for one bz2, xz or gzip stream."""
+    if fmt == "bz2":
+        return bz2.BZ2Decompressor()
+    if fmt == "xz":
+        return lzma.LZMADecompressor()
+    return zlib.decompressobj(wbits=31)
 
 
 def open_decompressed(path: str, fmt: str):
@@ -260,14 +270,38 @@ class WholeSource(ByteSource):
         self.path, self.fmt = path, fmt
 
     def blocks(self) -> Iterator[bytes]:
-        try:
-            with open_decompressed(self.path, self.fmt) as stream:
-                while block := stream.read(READ_BLOCK):
+        # incremental decompression: a cut inside a compressed block still yields every byte before it
+        if self.fmt == "xml":
+            with open(self.path, "rb") as handle:
+                while block := handle.read(READ_BLOCK):
                     yield block
-        except (EOFError, lzma.LZMAError, OSError, gzip.BadGzipFile) as exc:
-            # the compressed data stops early: keep what was decompressed so far
-            self.complete = False
-            self.error = str(exc) or type(exc).__name__
+            return
+        with open(self.path, "rb") as handle:
+            decompressor = _decompressor(self.fmt)
+            pending = b""
+            while True:
+                data = pending or handle.read(READ_BLOCK)
+                pending = b""
+                if not data:
+                    if not decompressor.eof:
+                        self.complete = False
+                        self.error = f"the compressed data ends inside a {self.fmt} stream"
+                    return
+                try:
+                    out = decompressor.decompress(data)
+                except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+                    self.complete = False
+                    self.error = f"corrupt {self.fmt} data: {exc}"
+                    return
+                if out:
+                    yield out
+                if decompressor.eof:  # concatenated streams (gz members, xz streams, bz2 streams) follow
+                    pending = decompressor.unused_data.lstrip(b"\0")
+                    while not pending and (more := handle.read(READ_BLOCK)):
+                        pending = more.lstrip(b"\0")  # xz stream padding
+                    if not pending:
+                        return
+                    decompressor = _decompressor(self.fmt)
 
     def where(self, offset: int) -> str:
         return f"byte {offset}" if self.fmt == "xml" else f"decompressed byte {offset}"
@@ -362,6 +396,7 @@ def scan_pages(source: ByteSource, file_label: str) -> Iterator[Page | Problem]:
     blocks = source.blocks()
     exhausted = False
     saw_doc_close = False
+    last: Page | None = None
 
     def more() -> bool:
         nonlocal buffer, exhausted
@@ -401,13 +436,16 @@ def scan_pages(source: ByteSource, file_label: str) -> Iterator[Page | Problem]:
         if end < 0:
             title, page_id = _peek_identity(buffer[start:])
             reason = "the dump ends inside this page (truncated input)"
+            if title is None and last is not None:  # the cut came before its title: name its neighbour
+                reason = f"the dump ends inside the page after {last.title!r} (id {last.page_id}) (truncated input)"
             if not source.complete:
                 reason += f"; {getattr(source, 'error', 'compressed stream incomplete')}"
             yield Problem(file_label, source.where(base + start), reason, "truncated", title, page_id)
             return
         raw = buffer[start:end + len(PAGE_CLOSE)]
         try:
-            yield parse_page(raw)
+            last = parse_page(raw)
+            yield last
         except ValueError as exc:
             title, page_id = _peek_identity(raw)
             yield Problem(file_label, source.where(base + start), str(exc), "malformed", title, page_id)
