@@ -177,12 +177,9 @@ def _ingest_lines(result) -> list[str]:
 
 def _incomplete_exit(config: Config, result) -> int:
     """Non-zero when pages were lost, unless truncation was allowed and truncation is all there was."""
-    if not result.problems:
-        return 0
-    only_truncation = all(p["kind"] == "truncated" for p in result.problems)
-    if only_truncation and config.ingest.allow_truncated:
-        return 0
-    return EXIT_INCOMPLETE
+    from pipeline.ingest.job import accepted
+
+    return 0 if accepted(result.problems, config.ingest.allow_truncated) else EXIT_INCOMPLETE
 
 
 dump_options = [

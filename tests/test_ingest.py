@@ -4,6 +4,7 @@ redirect resolution, link classification, table input, and clear errors."""
 from __future__ import annotations
 
 import bz2
+import json
 import re
 
 import pytest
@@ -213,3 +214,30 @@ def test_run_on_an_already_ingested_truncated_dump_says_what_was_lost(ingested, 
     assert result.exit_code == 3
     assert "is already ingested" in result.stderr
     assert "was ingested with 1 problem(s), the input is truncated" in result.stderr
+
+
+def test_an_incomplete_read_never_replaces_a_complete_snapshot(spark, tmp_path, ingested):
+    warehouse = tmp_path / "wh"
+    complete = run_cli(["--warehouse", str(warehouse), "ingest", "--wiki", "ltgwiki", "--dump", str(DUMPS["ltgwiki"]),
+                        "--json"])
+    assert complete.exit_code == 0
+    pages = last_json(complete.stdout)["pages"]
+    cut = tmp_path / "later" / DUMPS["ltgwiki"].name  # the same date: the same snapshot name
+    cut.parent.mkdir()
+    data = DUMPS["ltgwiki"].read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    result = run_cli(["--warehouse", str(warehouse), "ingest", "--wiki", "ltgwiki", "--dump", str(cut), "--json"])
+    assert result.exit_code == 3
+    summary = last_json(result.stdout)
+    assert 0 < summary["pages"] < pages and summary["current"] is False
+    assert summary["snapshot"] == "20170901-incomplete"
+    assert "snapshot 20170901 is complete and stays current" in result.stderr
+    manifest = json.loads((warehouse / "_manifests" / "ltgwiki.json").read_text())
+    assert manifest["current_snapshot"] == "20170901"
+    assert manifest["snapshots"]["20170901"]["pages"] == pages
+    table = warehouse / "pages" / "wiki=ltgwiki" / "snapshot=20170901"
+    assert spark.read.parquet(str(table)).count() == pages
+    # a later run on the cut file does not take it for the current snapshot's input
+    again = run_cli(["--warehouse", str(warehouse), "run", "--wiki", "ltgwiki", "--dump", str(cut), "--dry-run"])
+    assert again.exit_code == 3 and "already ingested" not in again.stderr
+    assert json.loads((warehouse / "_manifests" / "ltgwiki.json").read_text())["current_snapshot"] == "20170901"

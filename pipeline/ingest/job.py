@@ -75,9 +75,7 @@ class IngestResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    @property
-    def incomplete(self) -> bool:
-        return bool(self.problems)
+    current: bool = True  # False: kept aside, a complete snapshot stays current
 
     def summary(self) -> dict:
         out = asdict(self)
@@ -86,6 +84,16 @@ class IngestResult:
 
 
 UNREADABLE = "unreadable"
+INCOMPLETE_SUFFIX = "-incomplete"
+
+
+def accepted(problems: list[dict], allow_truncated: bool) -> bool:
+    """A read may stand as a snapshot: no page lost, or truncation allowed and truncation is all there was."""
+    return not problems or (allow_truncated and all(p["kind"] == "truncated" for p in problems))
+
+
+def _complete(entry: dict | None) -> bool:
+    return bool(entry) and not entry.get("problems") and not entry.get("incomplete")
 
 
 def _pages_of_chunk(chunk, label, problems):
@@ -274,6 +282,16 @@ def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, site
         .alias("redirects"),
     ).first()
     snapshot = snapshot or datetime.fromtimestamp(totals["newest"], UTC).strftime("%Y%m%d")
+    manifest = warehouse.manifest(wiki) or {"wiki": wiki, "snapshots": {}}
+    current_name = manifest.get("current_snapshot")
+    good = accepted(problems, config.ingest.allow_truncated)
+    # an incomplete read never replaces or displaces a complete snapshot: it is kept aside under its own name
+    if problems and _complete(manifest["snapshots"].get(snapshot)):
+        snapshot += INCOMPLETE_SUFFIX
+    make_current = good or not _complete(manifest["snapshots"].get(current_name))
+    if not make_current:
+        warnings = [*(warnings or []), f"snapshot {current_name} is complete and stays current; this incomplete "
+                    f"read is kept as snapshot {snapshot} (--allow-truncated accepts a truncated read)"]
     final = warehouse.table("pages", wiki, snapshot)
     warehouse.move(staging, final)
     warehouse.write_text(f"{warehouse.root}/siteinfo/wiki={wiki}/snapshot={snapshot}/siteinfo.json",
@@ -283,13 +301,14 @@ def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, site
     result = IngestResult(
         wiki=wiki, snapshot=snapshot, source=source["path"], pages=totals["pages"], pages_per_namespace=per_namespace,
         ns0_articles=totals["articles"], ns0_redirects=totals["redirects"], truncated=truncated,
-        problems=problems, derived=derived_stats, seconds=round(time.time() - started, 2), warnings=warnings or [])
-    manifest = warehouse.manifest(wiki) or {"wiki": wiki, "snapshots": {}}
-    manifest["current_snapshot"] = snapshot
+        problems=problems, derived=derived_stats, seconds=round(time.time() - started, 2), warnings=warnings or [],
+        current=make_current)
+    if make_current:
+        manifest["current_snapshot"] = snapshot
     manifest["snapshots"][snapshot] = {
         "source": source, "ingested_at": int(time.time()), "pages": result.pages,
         "ns0_articles": result.ns0_articles, "ns0_redirects": result.ns0_redirects,
-        "problems": len(problems), "truncated": truncated,
+        "problems": len(problems), "truncated": truncated, "incomplete": not good,
     }
     warehouse.save_manifest(wiki, manifest)
     return result
