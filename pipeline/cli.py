@@ -611,7 +611,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                search_mode=None, events=None, targeting=None, limit=None, topics=None, report_dir=None,
                earlier_stages: dict | None = None) -> dict:
     from pipeline.progress import Progress, spark_progress
-    from pipeline.recommend.job import Selection, recommend
+    from pipeline.recommend.job import Selection, prune_runs, recommend
     from sinks.base import redact
     from targeting import cursor
     from targeting import topics as topic_targeting
@@ -704,6 +704,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
             report, images = build_report(spark, warehouse, wiki, run_id, summary, outputs, topic_counts)
             summary["report"] = dict(zip(("json", "html"), write_report(report_dir, report, images), strict=True))
             obj.say(f"linkrec: report {summary['report']['html']}")
+        summary["pruned_runs"] = len(prune_runs(warehouse, wiki, config.recommend.keep_runs, outputs))
     finally:
         for sink in (database, tags):
             if sink is not None:

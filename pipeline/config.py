@@ -166,9 +166,12 @@ class RecommendConfig:
     exclude_lead: bool = False
     excluded_templates: list[str] = field(default_factory=list)
     excluded_categories: list[str] = field(default_factory=list)
+    # recommendation outputs kept per wiki (the newest; dry runs included)
+    keep_runs: int = 3
 
     def check(self) -> None:
         _fraction(self.minimum_link_score, "recommend.minimum_link_score")
+        _positive(self.keep_runs, "recommend.keep_runs")
         _positive(self.maximum_links_per_task, "recommend.maximum_links_per_task")
         for key in ("minimum_links_per_task", "minimum_time_since_last_edit", "minimum_word_count",
                     "maximum_word_count"):

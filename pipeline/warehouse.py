@@ -115,6 +115,14 @@ class Warehouse:
         fs, p = self._fs(path)
         return [str(status.getPath().toString()) for status in fs.listStatus(p)]
 
+    def list_by_age(self, path: str) -> list[str]:
+        """The entries of a folder, oldest first (modification time, then name); [] when it is missing."""
+        fs, p = self._fs(path)
+        if not fs.exists(p):
+            return []
+        entries = [(status.getModificationTime(), str(status.getPath().toString())) for status in fs.listStatus(p)]
+        return [path for _, path in sorted(entries)]
+
     def read(self, name: str, wiki: str, snapshot: str):
         return self.spark.read.parquet(self.table(name, wiki, snapshot))
 

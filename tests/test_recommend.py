@@ -309,3 +309,16 @@ def test_revision_times_are_instants_whatever_the_machines_time_zone(spark, inge
     stored = Warehouse(spark, str(elsewhere)).read("pages", "ltgwiki", "20170901").select(
         "page_id", F.unix_seconds("revision_timestamp").alias("epoch")).collect()
     assert {r.page_id: r.epoch for r in stored} == {p.page_id: int(p.revision_timestamp.timestamp()) for p in dump}
+
+
+def test_old_recommendation_outputs_are_pruned_dry_runs_included(ingested, warehouse_dir, ltg_model):
+    folder = warehouse_dir / "recommendations" / "wiki=ltgwiki"
+    outputs = []
+    for _ in range(4):
+        result = run_cli(["--warehouse", str(warehouse_dir), "--set", "recommend.keep_runs=2", "recommend", "--wiki",
+                          "ltgwiki", "--page-ids", "125", "--dry-run", "--json"])
+        assert result.exit_code == 0, result.stderr
+        outputs.append(last_json(result.stdout)["output"].rsplit("/", 1)[-1])
+    runs = sorted(p.name for p in folder.iterdir() if p.name.startswith("run="))
+    assert runs == sorted(outputs[-2:])  # the two newest, whatever ran before
+    assert last_json(result.stdout)["pruned_runs"] >= 1

@@ -309,3 +309,15 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     return RecommendResult(wiki, snapshot, name, record["version"], output, sum(reasons.values()),
                            dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
                            int(links), round(time.time() - started, 2), mode)
+
+
+def prune_runs(warehouse, wiki: str, keep: int, protect: list[str]) -> list[str]:
+    """Delete all but the newest `keep` recommendation outputs of a wiki (never one in `protect`); the deleted."""
+    runs = [path for path in warehouse.list_by_age(f"{warehouse.root}/recommendations/wiki={wiki}")
+            if path.rsplit("/", 1)[-1].startswith("run=")]
+    kept = {path.rsplit("/", 1)[-1] for path in protect}
+    old = [path for path in runs if path.rsplit("/", 1)[-1] not in kept]
+    doomed = old[: max(0, len(runs) - max(keep, len(kept)))]
+    for path in doomed:
+        warehouse.delete(path)
+    return doomed
