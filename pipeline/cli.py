@@ -12,7 +12,7 @@ import click
 from pipeline import __version__
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.ingest.dumpreader import DumpError
-from sinks.base import SinkError
+from sinks.base import MassDeleteRefused, SinkError
 
 EXIT_FAILED = 1
 EXIT_INCOMPLETE = 3
@@ -244,6 +244,8 @@ recommend_options = [
     click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date, and rewrite "
                                                "rows even when unchanged."),
     click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
+    click.option("--allow-mass-delete", is_flag=True,
+                 help="Write even when the run deletes or clears more than sinks.max_delete_share of the tasks."),
     click.option("--targeting", type=click.Choice(["all", "iterate", "topics"]),
                  help="Which pages: all; iterate (the next --limit pages after the stored cursor); topics (fill "
                       "topics below targeting.minimum_tasks_per_topic) [default: targeting.strategy]."),
@@ -274,7 +276,7 @@ def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json, **o
     try:
         summary, code = run_wiki(obj, wiki, dump=dump, index=index, snapshot=snapshot,
                                  allow_truncated=allow_truncated, **options)
-    except (ConfigError, DumpError, ModelError) as exc:
+    except (ConfigError, DumpError, ModelError, MassDeleteRefused) as exc:
         fail(str(exc))
     except SinkError as exc:
         fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
@@ -380,11 +382,12 @@ def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[s
 @click.option("--ignore-gate", is_flag=True, help="Use models that did not pass the release gate.")
 @click.option("--allow-truncated", is_flag=True, help="Truncated dumps are used (their complete pages).")
 @click.option("--force", is_flag=True, help="Re-ingest, retrain and rewrite even when up to date.")
+@click.option("--allow-mass-delete", is_flag=True, help="See `recommend`.")
 @click.option("--now", help="Reference time, ISO 8601 [default: now]; its day names the run for resuming.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
 def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, events, report_dir, ignore_gate,
-            allow_truncated, force, now, as_json):
+            allow_truncated, force, allow_mass_delete, now, as_json):
     """Per wiki: ingest when the input is newer, retrain when data or config changed, gate, select pages
     with the configured targeting, recommend, write the sinks and the report. One wiki failing does not
     stop the others (exit 1 names them); a re-run on the same day skips the wikis already done."""
@@ -414,7 +417,7 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
                 siteinfo=siteinfo if siteinfo and os.path.exists(siteinfo) else None,
                 now=moment.isoformat(), ignore_gate=ignore_gate, db=db.replace("{wiki}", wiki) if db else None,
                 search_url=search_url, search_mode=search_mode, events=os.path.join(events, "") if events else None,
-                report_dir=report_dir)
+                report_dir=report_dir, allow_mass_delete=allow_mass_delete)
             entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
         except Exception as exc:  # noqa: BLE001 - one wiki's failure must not stop the others
             obj.say(f"linkrec: {wiki} failed: {exc}")
@@ -539,19 +542,24 @@ def _default_db(obj: Context, config: Config) -> str:
 
 
 def _write(spark, warehouse, config: Config, result, database, tags, db, search_url, search_mode, moment, force,
-           progress):
+           progress, allow_mass_delete=False):
     """Rows and tags of one recommend output: from the executors into MariaDB and a search index, else
-    streamed through the driver into the single-file sinks (SQLite, an events file)."""
+    streamed through the driver into the single-file sinks (SQLite, an events file). A run that would
+    delete or clear too many tasks is refused first (`sinks.max_delete_share`)."""
     from sinks.base import publish
     from sinks.mariadb import MariaDbDatabase
-    from sinks.results import SinkSpec, page_results, publish_from_executors
+    from sinks.results import SinkSpec, check_mass_delete, page_results, publish_from_executors
     from sinks.search import EventTags
 
     sinks = config.sinks
-    if sinks.from_executors and isinstance(database, MariaDbDatabase) and not isinstance(tags, EventTags):
+    spec = None
+    if sinks.from_executors and isinstance(database, MariaDbDatabase):
         spec = SinkSpec(db, config.wiki, sinks.retries, sinks.backoff_seconds, sinks.batch_size, search_url,
                         sinks.search_index.format(wiki=config.wiki), search_mode or sinks.search_mode, sinks.bulk_size,
                         moment, force)
+    if not allow_mass_delete:
+        check_mass_delete(spark, result.output, database, sinks, spec)
+    if spec is not None and not isinstance(tags, EventTags):
         return publish_from_executors(spark, warehouse, config.wiki, result.snapshot, result.output, spec)
     return publish(progress.wrap(page_results(spark, warehouse, config.wiki, result.snapshot, result.output)),
                    database, tags, sinks.batch_size, force)
@@ -609,7 +617,7 @@ def _topic_source(obj: Context, config: Config, database, tags, topics_file: str
 def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_file=None, now=None, model_name=None,
                ignore_gate=False, force=False, dry_run=False, lookups_path=None, db=None, search_url=None,
                search_mode=None, events=None, targeting=None, limit=None, topics=None, report_dir=None,
-               earlier_stages: dict | None = None) -> dict:
+               allow_mass_delete=False, earlier_stages: dict | None = None) -> dict:
     from pipeline.progress import Progress, spark_progress
     from pipeline.recommend.job import Selection, prune_runs, recommend
     from sinks.base import redact
@@ -647,7 +655,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                 progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
                                     obj.say)
                 published = _write(spark, warehouse, config, result, database, tags, db, search_url, search_mode,
-                                   moment, force, progress)
+                                   moment, force, progress, allow_mass_delete)
                 part.update(published.summary())
             part["seconds_per_stage"] = {"recommend": part["seconds"], "write": round(time.time() - mark, 2)}
             return part
@@ -724,7 +732,7 @@ def recommend_command(obj: Context, wiki, as_json, **options):
     try:
         config = obj.config(wiki)
         summary = _recommend(obj, config, **options)
-    except (ConfigError, ModelError) as exc:
+    except (ConfigError, ModelError, MassDeleteRefused) as exc:
         fail(str(exc))
     except SinkError as exc:
         fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)

@@ -207,8 +207,15 @@ class SinksConfig:
     backoff_seconds: float = 0.5
     # MariaDB and search-index writes from the executors, a task per partition (false: through the driver)
     from_executors: bool = True
+    # a run that would delete or clear more than this share of the existing tasks needs --allow-mass-delete
+    max_delete_share: float = 0.5
+    # ... unless it deletes or clears fewer tasks than this
+    mass_delete_minimum: int = 20
 
     def check(self) -> None:
+        _fraction(self.max_delete_share, "sinks.max_delete_share")
+        if self.mass_delete_minimum < 0:
+            raise ConfigError("sinks.mass_delete_minimum must not be negative")
         if self.search_mode not in ("cirrus", "painless"):
             raise ConfigError(f"sinks.search_mode: {self.search_mode!r} must be 'cirrus' or 'painless'")
         _positive(self.bulk_size, "sinks.bulk_size")

@@ -18,6 +18,10 @@ class SinkError(Exception):
     """A sink could not do its part; the run is incomplete and a re-run converges."""
 
 
+class MassDeleteRefused(Exception):
+    """A run would delete or clear more of a wiki's tasks than the configured share; nothing was written."""
+
+
 def redact(url: str) -> str:
     """A database or search URL without its password, for messages and summaries."""
     if "://" not in url:
@@ -129,6 +133,10 @@ class Database:
 
     def write(self, results: list[PageResult], force: bool = False) -> tuple[SinkCounts, list[TagChange]]:
         """One batch, all or nothing; `force` rewrites rows even when they are unchanged."""
+        raise NotImplementedError
+
+    def task_pages(self, page_ids: list[int] | None = None) -> int:
+        """How many pages (of `page_ids`, or in all) hold a task."""
         raise NotImplementedError
 
     def rows(self) -> list[tuple[int, int, bool]]:

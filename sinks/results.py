@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from pipeline.recommend import eligibility as rules
-from sinks.base import PageResult, Published, SinkCounts, SinkError, TagCounts, publish
+from sinks.base import MassDeleteRefused, PageResult, Published, SinkCounts, SinkError, TagCounts, publish
 
 NOT_OURS = frozenset({rules.NOT_MAIN_NAMESPACE, rules.HAS_SUBMISSION})
 
@@ -49,6 +49,71 @@ def page_results(spark, warehouse, wiki: str, snapshot: str, output: str):
             yield result
 
 
+def _clearing_pages(rows):
+    """(reason, page id) of the rows that would delete or clear a page's task (removals and NULL rows)."""
+    for row in rows:
+        result = page_result(row)
+        if result is not None and result.gelr_data is None:
+            yield row.reason, row.page_id
+
+
+def _tasks_at_risk(pairs, database, batch_size: int):
+    """Per reason, how many of these pages hold a task now."""
+    counts: dict[str, int] = {}
+    batch: list[tuple[str, int]] = []
+
+    def flush():
+        for reason in {r for r, _ in batch}:
+            ids = [page for r, page in batch if r == reason]
+            counts[reason] = counts.get(reason, 0) + database.task_pages(ids)
+        batch.clear()
+
+    for pair in pairs:
+        batch.append(pair)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return counts
+
+
+def _at_risk_partition(rows, spec):
+    database = spec.open_database()
+    try:
+        yield _tasks_at_risk(_clearing_pages(rows), database, spec.batch_size)
+    finally:
+        database.finish()
+
+
+def check_mass_delete(spark, output: str, database, sinks, spec=None) -> dict:
+    """Refuse (MassDeleteRefused) a run that would delete or clear more than `sinks.max_delete_share` of
+    the tasks the database holds (and at least `sinks.mass_delete_minimum`); the figures otherwise.
+    Counted before anything is written, on the executors when `spec` says how they reach the database."""
+    existing = database.task_pages()
+    from pyspark.sql import functions as F
+
+    rows = spark.read.parquet(output).select("page_id", "reason", "revision_id", "gelr_data", F.lit("").alias("title"),
+                                             F.lit(0).alias("namespace"))
+    if spec is not None:
+        parts = rows.rdd.mapPartitions(lambda part: _at_risk_partition(part, spec)).collect()
+    else:
+        parts = [_tasks_at_risk(_clearing_pages(rows.toLocalIterator()), database, sinks.batch_size)]
+    by_reason: dict[str, int] = {}
+    for part in parts:
+        for reason, n in part.items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    at_risk = sum(by_reason.values())
+    figures = {"existing_tasks": existing, "tasks_deleted_or_cleared": at_risk,
+               "by_reason": {k: v for k, v in sorted(by_reason.items()) if v}}
+    if at_risk >= max(1, sinks.mass_delete_minimum) and at_risk > sinks.max_delete_share * existing:
+        why = ", ".join(f"{reason}: {n}" for reason, n in figures["by_reason"].items())
+        raise MassDeleteRefused(
+            f"this run would delete or clear {at_risk} of the {existing} existing tasks "
+            f"({100 * at_risk / max(existing, 1):.0f} % > sinks.max_delete_share {100 * sinks.max_delete_share:.0f} %; "
+            f"why: {why}); nothing was written. Check --now and the input, or pass --allow-mass-delete")
+    return figures
+
+
 @dataclass(frozen=True)
 class SinkSpec:
     """What an executor needs to open its own sinks: URLs and settings, no open handle."""
@@ -65,11 +130,16 @@ class SinkSpec:
     now: datetime | None = None
     force: bool = False
 
-    def open(self):
-        from sinks.connect import open_database, open_tags
+    def open_database(self):
+        from sinks.connect import open_database
 
         # the driver holds the run's lock and has created the schema
-        database = open_database(self.db, self.wiki, self.retries, self.backoff_seconds, lock=False)
+        return open_database(self.db, self.wiki, self.retries, self.backoff_seconds, lock=False)
+
+    def open(self):
+        from sinks.connect import open_tags
+
+        database = self.open_database()
         try:
             tags = open_tags(self.wiki, self.now, self.index, self.search_url, self.search_mode, None,
                              self.bulk_size, self.retries, self.backoff_seconds)

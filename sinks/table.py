@@ -104,6 +104,17 @@ class SqlDatabase(Database):
                                f"VALUES ({self.mark}, {self.mark}, {self.mark})", replaces)
         return counts, changes
 
+    def task_pages(self, page_ids: list[int] | None = None) -> int:
+        """How many pages (of `page_ids`, or in all) hold a task."""
+        def work(cursor):
+            if page_ids is None:
+                cursor.execute(f"SELECT COUNT(DISTINCT gelr_page) FROM {RECOMMENDATIONS} WHERE gelr_data IS NOT NULL")
+                return int(cursor.fetchone()[0])
+            return sum(int(n) for (n,) in self._select_in(
+                cursor, f"SELECT COUNT(DISTINCT gelr_page) FROM {RECOMMENDATIONS} WHERE gelr_data IS NOT NULL "
+                        "AND gelr_page IN ({})", sorted(set(page_ids))))
+        return self.transaction(work)
+
     def rows(self) -> list[tuple[int, int, bool]]:
         def work(cursor):
             cursor.execute(f"SELECT gelr_page, gelr_revision, gelr_data IS NOT NULL FROM {RECOMMENDATIONS} "

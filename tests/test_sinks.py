@@ -569,3 +569,29 @@ def test_executor_writes_with_the_search_server_down_stop_with_exit_3_and_conver
     client_for(url).indices.refresh(index="ltgwiki_content")
     code, differences = reconcile_summary(warehouse_dir, mariadb_url, url)
     assert code == 0 and differences["differences"] == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+def test_a_run_that_would_clear_most_tasks_is_refused(request, ingested, warehouse_dir, ltg_model, tmp_path, backend):
+    db = f"sqlite:///{tmp_path / 'wiki.db'}" if backend == "sqlite" else request.getfixturevalue("mariadb_url")
+    base = ["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--db", db, "--json"]
+    first = run_cli(base + ["--now", "2026-01-01T00:00:00Z"])
+    assert first.exit_code == 0, first.stderr
+    rows = table_rows(db)
+    tasks = len({page for page, data in rows.values() if data is not None})
+    assert tasks > 100
+    # a reference time before the input: every article would count as edited recently
+    early = run_cli(base + ["--now", "2017-01-01T00:00:00Z"])
+    assert early.exit_code == 1 and "is before the newest revision of ltgwiki snapshot 20170901" in early.stderr
+    assert table_rows(db) == rows
+    # a configuration that makes every article ineligible: refused, nothing written, the reason named
+    strict = ["--set", "recommend.minimum_word_count=1000000"]
+    refused = run_cli(base[:2] + strict + base[2:] + ["--now", "2026-01-01T00:00:00Z"])
+    assert refused.exit_code == 1, refused.stderr
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("linkrec: error:")]
+    assert f"would delete or clear {tasks} of the {tasks} existing tasks" in line
+    assert f"why: too_few_words: {tasks})" in line and "--allow-mass-delete" in line
+    assert table_rows(db) == rows
+    allowed = run_cli(base[:2] + strict + base[2:] + ["--now", "2026-01-01T00:00:00Z", "--allow-mass-delete"])
+    assert allowed.exit_code == 0, allowed.stderr
+    assert not any(data is not None for _, data in table_rows(db).values())

@@ -309,6 +309,7 @@ def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, site
         "source": source, "ingested_at": int(time.time()), "pages": result.pages,
         "ns0_articles": result.ns0_articles, "ns0_redirects": result.ns0_redirects,
         "problems": len(problems), "truncated": truncated, "incomplete": not good,
+        "newest_revision": int(totals["newest"] or 0),
     }
     warehouse.save_manifest(wiki, manifest)
     return result

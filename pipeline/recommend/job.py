@@ -226,6 +226,15 @@ def title_index(warehouse, wiki: str, snapshot: str):
             .groupBy("title").agg(F.min("resolved_page_id").alias("resolved_page_id")))
 
 
+def newest_revision(warehouse, wiki: str, snapshot: str) -> int:
+    """Epoch seconds of the snapshot's newest revision (recorded at ingestion; computed for older manifests)."""
+    entry = (warehouse.manifest(wiki) or {}).get("snapshots", {}).get(snapshot, {})
+    if "newest_revision" in entry:
+        return int(entry["newest_revision"])
+    pages = warehouse.read("pages", wiki, snapshot)
+    return int(pages.agg(F.max(F.unix_seconds("revision_timestamp"))).first()[0] or 0)
+
+
 def article_titles(warehouse, wiki: str, snapshot: str) -> dict[str, int]:
     """The title index as a dict (the broadcast path)."""
     return {r.title: int(r.resolved_page_id) for r in title_index(warehouse, wiki, snapshot).toLocalIterator()}
@@ -263,6 +272,12 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     started = time.time()
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
+    newest = newest_revision(warehouse, wiki, snapshot)
+    if now.timestamp() < newest:
+        # every article would count as edited recently and lose its task
+        raise ModelError(f"--now {now.isoformat()} is before the newest revision of {wiki} snapshot {snapshot} "
+                         f"({datetime.fromtimestamp(newest, UTC).isoformat()}): the reference time must not "
+                         "precede the input")
     name = model_name or wiki
     record, boosters = load_model(warehouse, name)
     released = record.get("released_for", {}).get(wiki, record["released"]) if name != wiki else record["released"]
