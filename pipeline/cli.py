@@ -12,7 +12,8 @@ import click
 from pipeline import __version__
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.ingest.dumpreader import DumpError
-from sinks.base import MassDeleteRefused, SinkError
+from pipeline.warehouse import WarehouseBusy
+from sinks.base import MassDeleteRefused, SinkError, SinkUnusable
 
 EXIT_FAILED = 1
 EXIT_INCOMPLETE = 3
@@ -40,6 +41,11 @@ class Context:
         from pipeline.warehouse import Warehouse, resolve_root
         return Warehouse(self.spark(config), resolve_root(self.warehouse_option))
 
+    def locked(self, wiki: str):
+        """The warehouse lock of one wiki (WarehouseBusy when another run holds it)."""
+        from pipeline.warehouse import resolve_root, wiki_lock
+        return wiki_lock(resolve_root(self.warehouse_option), wiki)
+
     def say(self, message: str) -> None:
         if not self.quiet:
             click.echo(message, err=True)
@@ -52,6 +58,13 @@ def fail(message: str, code: int = EXIT_FAILED):
 
 def emit_json(summary: dict) -> None:
     click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True, default=str))
+
+
+def sink_failed(exc: SinkError, as_json: bool):
+    """Exit 3 after a sink stopped a run: what was written stands; the summary says how far it got."""
+    if as_json:
+        emit_json({**getattr(exc, "summary", {}), "error": str(exc), "exit_code": EXIT_INCOMPLETE})
+    fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
 
 
 # Spark failures an operator can fix with a setting: (text in the Java error, what to say)
@@ -214,9 +227,12 @@ def ingest(obj: Context, wiki, dump, table, siteinfo, index, snapshot, allow_tru
     if bool(dump) == bool(table):
         fail("give exactly one of --dump PATH or --table PATH", 2)
     try:
-        config, result = _ingest(obj, wiki, dump, table, index, siteinfo, snapshot, allow_truncated)
+        with obj.locked(wiki):
+            config, result = _ingest(obj, wiki, dump, table, index, siteinfo, snapshot, allow_truncated)
     except (ConfigError, DumpError) as exc:
         fail(str(exc))
+    except WarehouseBusy as exc:
+        fail(str(exc), EXIT_INCOMPLETE)
     for line in _ingest_lines(result):
         obj.say(line)
     if as_json:
@@ -274,12 +290,15 @@ def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json, **o
     from pipeline.model.train import ModelError
 
     try:
-        summary, code = run_wiki(obj, wiki, dump=dump, index=index, snapshot=snapshot,
-                                 allow_truncated=allow_truncated, **options)
-    except (ConfigError, DumpError, ModelError, MassDeleteRefused) as exc:
+        with obj.locked(wiki):
+            summary, code = run_wiki(obj, wiki, dump=dump, index=index, snapshot=snapshot,
+                                     allow_truncated=allow_truncated, **options)
+    except WarehouseBusy as exc:
+        fail(str(exc), EXIT_INCOMPLETE)
+    except (ConfigError, DumpError, ModelError, MassDeleteRefused, SinkUnusable) as exc:
         fail(str(exc))
     except SinkError as exc:
-        fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
+        sink_failed(exc, as_json)
     if as_json:
         emit_json(summary)
     sys.exit(code)
@@ -345,8 +364,12 @@ def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None
             summary["train"] = {"reused": False, **trained.summary()}
     stages["train"] = round(time.time() - mark, 2)
     mark = time.time()
-    summary["recommend"] = _recommend(obj, config, model_name=model_name, force=force, earlier_stages=stages,
-                                      **options)
+    try:
+        summary["recommend"] = _recommend(obj, config, model_name=model_name, force=force, earlier_stages=stages,
+                                          **options)
+    except SinkError as exc:
+        exc.summary = {**summary, "recommend": getattr(exc, "summary", {}), "error": str(exc)}
+        raise
     summary["seconds_per_stage"] = summary["recommend"]["seconds_per_stage"]
     summary["seconds"] = round(time.time() - started, 2)
     return summary, 0
@@ -394,6 +417,8 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
     if bool(dump_dir) == bool(tables):
         fail("give exactly one of --dump-dir DIR or --tables PATH", 2)
     names = [w.strip() for w in wikis.split(",") if w.strip()]
+    if not names:
+        fail(f"--wikis {wikis!r}: no wiki named (expected e.g. enwiki,frwiki)", 2)
     moment = _now(now)
     run_id = moment.strftime("%Y%m%d")
     try:
@@ -412,12 +437,13 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
         try:
             dump, table = newest_input(wiki, dump_dir, tables)
             siteinfo = os.path.join(tables, f"{wiki}-siteinfo.json") if tables else None
-            summary, code = run_wiki(
-                obj, wiki, dump=dump, table=table, allow_truncated=allow_truncated, force=force,
-                siteinfo=siteinfo if siteinfo and os.path.exists(siteinfo) else None,
-                now=moment.isoformat(), ignore_gate=ignore_gate, db=db.replace("{wiki}", wiki) if db else None,
-                search_url=search_url, search_mode=search_mode, events=os.path.join(events, "") if events else None,
-                report_dir=report_dir, allow_mass_delete=allow_mass_delete)
+            with obj.locked(wiki):
+                summary, code = run_wiki(
+                    obj, wiki, dump=dump, table=table, allow_truncated=allow_truncated, force=force,
+                    siteinfo=siteinfo if siteinfo and os.path.exists(siteinfo) else None,
+                    now=moment.isoformat(), ignore_gate=ignore_gate, db=db.replace("{wiki}", wiki) if db else None,
+                    search_url=search_url, search_mode=search_mode, events=os.path.join(events, "") if events else None,
+                    report_dir=report_dir, allow_mass_delete=allow_mass_delete)
             entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
         except Exception as exc:  # noqa: BLE001 - one wiki's failure must not stop the others
             obj.say(f"linkrec: {wiki} failed: {exc}")
@@ -455,13 +481,16 @@ def train_command(obj: Context, wiki, wikis, name, wikidata, force, as_json):
     try:
         if wiki:
             config = obj.config(wiki)
-            result = model_train.train(obj.spark(config), obj.warehouse(config), config, wikidata, force)
+            with obj.locked(wiki):
+                result = model_train.train(obj.spark(config), obj.warehouse(config), config, wikidata, force)
         else:
             from pipeline.model import joint
             configs = [obj.config(w.strip()) for w in wikis.split(",") if w.strip()]
             result = joint.train_joint(obj.spark(configs[0]), obj.warehouse(configs[0]), configs, name, force)
     except (ConfigError, model_train.ModelError, ValueError) as exc:
         fail(str(exc))
+    except WarehouseBusy as exc:
+        fail(str(exc), EXIT_INCOMPLETE)
     obj.say(f"linkrec: model {result.name} {result.version} at {result.path}")
     obj.say(f"linkrec: {result.reason}")
     for protocol, curve in result.curves.items():
@@ -504,6 +533,8 @@ def _selection(pages: str | None, page_ids: str | None, titles_file: str | None)
             first, last = (int(x) for x in pages.split("-", 1))
         except ValueError:
             fail(f"--pages {pages!r}: expected a page-id range such as 100-200", 2)
+        if first > last:
+            fail(f"--pages {pages!r}: the range is empty (the first id is above the last)", 2)
     ids: tuple[int, ...] = ()
     if page_ids:
         try:
@@ -517,6 +548,8 @@ def _selection(pages: str | None, page_ids: str | None, titles_file: str | None)
                 titles = tuple(line.strip().replace("_", " ") for line in handle if line.strip())
         except OSError as exc:
             fail(f"--titles-file {titles_file}: {exc.strerror}")
+        except UnicodeDecodeError as exc:
+            fail(f"--titles-file {titles_file}: not UTF-8 text (byte {exc.start})")
     return Selection(first, last, ids, titles)
 
 
@@ -546,7 +579,7 @@ def _write(spark, warehouse, config: Config, result, database, tags, db, search_
     """Rows and tags of one recommend output: from the executors into MariaDB and a search index, else
     streamed through the driver into the single-file sinks (SQLite, an events file). A run that would
     delete or clear too many tasks is refused first (`sinks.max_delete_share`)."""
-    from sinks.base import publish
+    from sinks.base import Published, TagCounts, publish
     from sinks.mariadb import MariaDbDatabase
     from sinks.results import SinkSpec, check_mass_delete, page_results, publish_from_executors
     from sinks.search import EventTags
@@ -556,24 +589,33 @@ def _write(spark, warehouse, config: Config, result, database, tags, db, search_
     if sinks.from_executors and isinstance(database, MariaDbDatabase):
         spec = SinkSpec(db, config.wiki, sinks.retries, sinks.backoff_seconds, sinks.batch_size, search_url,
                         sinks.search_index.format(wiki=config.wiki), search_mode or sinks.search_mode, sinks.bulk_size,
-                        moment, force)
+                        moment, force, sinks.timeout_seconds)
     if not allow_mass_delete:
         check_mass_delete(spark, result.output, database, sinks, spec)
     if spec is not None and not isinstance(tags, EventTags):
         return publish_from_executors(spark, warehouse, config.wiki, result.snapshot, result.output, spec)
-    return publish(progress.wrap(page_results(spark, warehouse, config.wiki, result.snapshot, result.output)),
-                   database, tags, sinks.batch_size, force)
+    totals = Published(search=None if tags is None else TagCounts())
+    try:
+        return publish(progress.wrap(page_results(spark, warehouse, config.wiki, result.snapshot, result.output)),
+                       database, tags, sinks.batch_size, force, totals)
+    except SinkError as exc:
+        exc.partial = totals  # what was written before the sink stopped, for the summary
+        raise
 
 
 def _open_sinks(obj: Context, config: Config, moment, db, search_url, search_mode, events):
     from sinks.connect import open_database, open_tags
+    from sinks.search import IndexTags, check_index
 
     sinks = config.sinks
-    database = open_database(db or _default_db(obj, config), config.wiki, sinks.retries, sinks.backoff_seconds)
+    database = open_database(db or _default_db(obj, config), config.wiki, sinks.retries, sinks.backoff_seconds,
+                             timeout=sinks.timeout_seconds)
     try:
         tags = open_tags(config.wiki, moment, sinks.search_index.format(wiki=config.wiki), search_url,
                          search_mode or sinks.search_mode, events, sinks.bulk_size, sinks.retries,
-                         sinks.backoff_seconds)
+                         sinks.backoff_seconds, sinks.timeout_seconds)
+        if isinstance(tags, IndexTags):
+            check_index(tags.client, search_url, tags.index)  # before the expensive compute
     except BaseException:
         database.finish()
         raise
@@ -646,6 +688,10 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                                    rejected, lookups_path)
             outputs.append(result.output)
             part = result.summary()
+            if result.unmatched:
+                shown = ", ".join(repr(name) for name in result.unmatched[:20])
+                click.echo(f"linkrec: warning: {len(result.unmatched)} of the pages asked for match no page of the "
+                           f"snapshot: {shown}{' …' if len(result.unmatched) > 20 else ''}", err=True)
             obj.say(f"  {part['pages_read']} pages, {part['eligible']} eligible, {part['with_links']} with links "
                     f"({part['links']} links), {part['null_rows']} NULL rows; skipped {part['skipped']}")
             mark = time.time()
@@ -654,8 +700,13 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
                         f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
                 progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
                                     obj.say)
-                published = _write(spark, warehouse, config, result, database, tags, db, search_url, search_mode,
-                                   moment, force, progress, allow_mass_delete)
+                try:
+                    published = _write(spark, warehouse, config, result, database, tags, db, search_url, search_mode,
+                                       moment, force, progress, allow_mass_delete)
+                except SinkError as exc:
+                    partial = getattr(exc, "partial", None)
+                    exc.summary = {**part, **(partial.summary() if partial else {}), "error": str(exc)}
+                    raise
                 part.update(published.summary())
             part["seconds_per_stage"] = {"recommend": part["seconds"], "write": round(time.time() - mark, 2)}
             return part
@@ -731,11 +782,14 @@ def recommend_command(obj: Context, wiki, as_json, **options):
 
     try:
         config = obj.config(wiki)
-        summary = _recommend(obj, config, **options)
-    except (ConfigError, ModelError, MassDeleteRefused) as exc:
+        with obj.locked(wiki):
+            summary = _recommend(obj, config, **options)
+    except WarehouseBusy as exc:
+        fail(str(exc), EXIT_INCOMPLETE)
+    except (ConfigError, ModelError, MassDeleteRefused, SinkUnusable) as exc:
         fail(str(exc))
     except SinkError as exc:
-        fail(f"{exc}; the run is incomplete, a re-run converges", EXIT_INCOMPLETE)
+        sink_failed(exc, as_json)
     if as_json:
         emit_json(summary)
 
@@ -783,18 +837,19 @@ def index_init(obj: Context, wiki, search_url, topics, recreate, as_json):
     """Create <wiki>_content with id = page id, title, namespace and weighted_tags (topic tags)."""
     from pipeline.model.train import ModelError
     from sinks import index as search_index
-    from sinks.search import client_for
+    from sinks.search import client_for, search_errors
 
     try:
         config = obj.config(wiki)
         name = config.sinks.search_index.format(wiki=wiki)
         table = search_index.load_topic_table(topics) if topics else {}
         articles = _articles(obj, config)
-        client = client_for(search_url)
-        search_index.create_index(client, name, recreate)
+        client = client_for(search_url, config.sinks.timeout_seconds)
         documents = [(page_id, title, namespace, search_index.topic_tags(table.get(title, {})))
                      for page_id, title, namespace, _ in articles]
-        indexed = search_index.index_documents(client, name, documents, config.sinks.bulk_size)
+        with search_errors(search_url, name):
+            search_index.create_index(client, name, recreate)
+            indexed = search_index.index_documents(client, name, documents, config.sinks.bulk_size)
     except (ConfigError, ModelError, SinkError) as exc:
         fail(str(exc))
     with_topics = sum(1 for document in documents if document[3])
@@ -815,16 +870,17 @@ def search_command(obj: Context, query, wiki, search_url, limit, as_json):
     articletopic:<topic>[|<topic>…], combined with spaces (AND). Prints page id and title per hit.
     A query that starts with "-" goes after "--": linkrec search --wiki W --search-url URL -- -hasrecommendation:link"""
     from sinks import index as search_index
-    from sinks.search import client_for
+    from sinks.search import client_for, search_errors
 
     try:
         config = obj.config(wiki)
         keywords, _, _ = search_index.topic_vocabulary()
         body = search_index.parse_query(query, keywords)
-        client = client_for(search_url)
+        client = client_for(search_url, config.sinks.timeout_seconds)
         name = config.sinks.search_index.format(wiki=wiki)
-        total = search_index.count(client, name, body)
-        hits = search_index.search(client, name, body, limit)
+        with search_errors(search_url, name):
+            total = search_index.count(client, name, body)
+            hits = search_index.search(client, name, body, limit)
     except search_index.QueryError as exc:
         fail(str(exc), 2)
     except (ConfigError, SinkError) as exc:
@@ -850,6 +906,7 @@ def reconcile_command(obj: Context, wiki, db, search_url, search_mode, fix, as_j
     Latest revisions come from the wiki's current snapshot when it is ingested, else from the rows."""
     from sinks import index as search_index
     from sinks.reconcile import reconcile
+    from sinks.search import search_errors
 
     try:
         config = obj.config(wiki)
@@ -859,7 +916,8 @@ def reconcile_command(obj: Context, wiki, db, search_url, search_mode, fix, as_j
         try:
             latest = None if articles is None else {page_id: revision for page_id, _, _, revision in articles}
             titles = {page_id: title for page_id, title, _, _ in articles or []}
-            tagged = search_index.tagged_pages(tags.client, tags.index)
+            with search_errors(search_url, tags.index):
+                tagged = search_index.tagged_pages(tags.client, tags.index)
             differences = reconcile(database, tags, tagged, latest, fix, titles)
         finally:
             database.finish()

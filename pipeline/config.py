@@ -211,9 +211,13 @@ class SinksConfig:
     max_delete_share: float = 0.5
     # ... unless it deletes or clears fewer tasks than this
     mass_delete_minimum: int = 20
+    # seconds a database lock wait, a statement or a search request may take before it is retried
+    timeout_seconds: float = 60.0
 
     def check(self) -> None:
         _fraction(self.max_delete_share, "sinks.max_delete_share")
+        if self.timeout_seconds <= 0:
+            raise ConfigError("sinks.timeout_seconds must be positive")
         if self.mass_delete_minimum < 0:
             raise ConfigError("sinks.mass_delete_minimum must not be negative")
         if self.search_mode not in ("cirrus", "painless"):
@@ -400,6 +404,8 @@ def load_config(wiki: str, files: tuple[str, ...] = (), overrides: tuple[str, ..
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--config {path}: cannot read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"--config {path}: not UTF-8 text (byte {exc.start})") from None
         layers.append((path, _read_toml(text, path)))
     for assignment in overrides:
         layers.append((f"--set {assignment}", parse_override(assignment)))

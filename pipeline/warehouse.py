@@ -4,9 +4,12 @@ The root may be a local path or an hdfs:// / s3a:// URI; file operations go thro
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import socket
+from contextlib import contextmanager
 
 DEFAULT_ROOT = "./warehouse"
 
@@ -16,6 +19,41 @@ def resolve_root(option: str | None) -> str:
     if re.match(r"^[a-z][a-z0-9+.-]*://", root):
         return root.rstrip("/")
     return os.path.abspath(root)
+
+
+class WarehouseBusy(Exception):
+    """Another linkrec process is writing this wiki's tables."""
+
+
+@contextmanager
+def wiki_lock(root: str, wiki: str):
+    """Hold the warehouse lock of one wiki for a command's lifetime (an flock: the system drops it when the
+    process dies, so no stale lock is left behind). Remote roots rely on the database's lock alone."""
+    local = root[len("file://"):] if root.startswith("file://") else None if "://" in root else root
+    if local is None:
+        yield
+        return
+    folder = os.path.join(local, "_locks")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{wiki}.lock")
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise WarehouseBusy(f"{wiki}: another linkrec run ({holder}) is writing this wiki's tables under "
+                                f"{local}; wait for it to end (the lock is {path})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Warehouse:

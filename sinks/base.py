@@ -6,9 +6,10 @@ after the batch has committed (contracts.md §3: row first, then tag; when remov
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field, fields
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote
 
 SET = "set"
 CLEAR = "clear"
@@ -22,17 +23,75 @@ class MassDeleteRefused(Exception):
     """A run would delete or clear more of a wiki's tasks than the configured share; nothing was written."""
 
 
+class SinkUnusable(SinkError):
+    """A sink's URL or credentials cannot work (bad URL, wrong password, unknown database): a re-run
+    would fail the same way, so the command line exits 1, not 3."""
+
+
+@dataclass(frozen=True)
+class Url:
+    """A database or search URL taken apart by hand: the password may hold any character (`#`, `?`,
+    `/`, `@`, `:`), raw or percent-encoded, which urllib would read as a fragment, a query or a path."""
+
+    scheme: str
+    user: str | None
+    password: str | None
+    host: str
+    port: int | None
+    path: str
+    query: str
+
+    def redacted(self) -> str:
+        user = "" if self.user is None else quote(self.user, safe="") + (":***@" if self.password is not None else "@")
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme}://{user}{self.host}{port}{self.path}{'?' + self.query if self.query else ''}"
+
+
+_HOST_AND_AFTER = re.compile(r"^[^/?#@]*(?:[/?]|$)")
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """(user info, the rest): the user info ends at the last `@` that a host and then `/`, `?` or the end follow."""
+    at = len(rest)
+    while (at := rest.rfind("@", 0, at)) >= 0:
+        if _HOST_AND_AFTER.match(rest[at + 1:]):
+            return rest[:at], rest[at + 1:]
+    return None, rest
+
+
+def parse_url(url: str) -> Url:
+    """scheme://[user[:password]@]host[:port][/path][?query]; SinkUnusable (that never shows the password)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise SinkUnusable(f"{url.split('@')[-1]!r}: not a URL (expected scheme://host…)")
+    userinfo, rest = _split_userinfo(rest)
+    user = password = None
+    if userinfo is not None:
+        user, colon, secret = userinfo.partition(":")
+        user = unquote(user)
+        password = unquote(secret) if colon else None
+    hostport, _, query = rest.partition("?")
+    hostport, slash, path = hostport.partition("/")
+    host, colon, port_text = hostport.rpartition(":") if not hostport.endswith("]") else (hostport, "", "")
+    if not colon:
+        host, port_text = hostport, ""
+    port = None
+    shown = Url(scheme, user, password, host, None, slash + path, query).redacted()
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise SinkUnusable(f"{shown!r}: the port {port_text!r} is not a number from 1 to 65535")
+        port = int(port_text)
+    return Url(scheme, user, password, host, port, slash + path, query)
+
+
 def redact(url: str) -> str:
-    """A database or search URL without its password, for messages and summaries."""
+    """A database or search URL without its password, for messages, summaries and state files."""
     if "://" not in url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return parts._replace(netloc=f"{user}{host}{port}").geturl()
+    try:
+        return parse_url(url).redacted()
+    except SinkError:
+        return url.partition("://")[0] + "://…"
 
 
 def same_recommendation(old: bytes | None, new: bytes | None) -> bool:

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sinks.base import Database, SinkError, Tags, redact
+from sinks.base import Database, SinkError, SinkUnusable, Tags, redact
 
 
-def open_database(url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True) -> Database:
+def open_database(url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True,
+                  timeout: float = 60.0) -> Database:
     """sqlite:///path (embedded) or mysql://user[:password]@host[:port]/database (MariaDB). `lock`
-    False: a write task of a run whose driver holds the wiki's lock (and has created the schema)."""
+    False: a write task of a run whose driver holds the wiki's lock (and has created the schema).
+    `timeout`: seconds a statement or a lock wait may take before it is retried."""
     if url.startswith("sqlite:///"):
         from sinks.sqlite import SqliteDatabase
-        return SqliteDatabase(url)
+        return SqliteDatabase(url, timeout)
     from sinks.mariadb import MariaDbDatabase, is_mysql_url
     if is_mysql_url(url):
-        return MariaDbDatabase(url, wiki, retries, backoff_seconds, lock)
-    raise SinkError(f"--db {redact(url)!r}: expected sqlite:///path or mysql://user@host[:port]/database")
+        return MariaDbDatabase(url, wiki, retries, backoff_seconds, lock, timeout)
+    raise SinkUnusable(f"--db {redact(url)!r}: expected sqlite:///path or mysql://user@host[:port]/database")
 
 
 def open_tags(wiki: str, now: datetime, index: str, search_url: str | None = None, mode: str = "painless",
               events: str | None = None, bulk_size: int = 500, retries: int = 5,
-              backoff_seconds: float = 0.5) -> Tags | None:
+              backoff_seconds: float = 0.5, timeout: float = 60.0) -> Tags | None:
     """The search index (`search_url`, cirrus or painless updates) or an events file; None for neither."""
     if search_url and events:
         raise SinkError("give --search-url or --events, not both")
     if search_url:
         from sinks.search import IndexTags
-        return IndexTags(search_url, index, mode, bulk_size, retries, backoff_seconds)
+        return IndexTags(search_url, index, mode, bulk_size, retries, backoff_seconds, timeout=timeout)
     if events:
         from sinks.search import EventTags
         return EventTags(events, wiki, now)

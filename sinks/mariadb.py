@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import pymysql
 
-from sinks.base import SinkError, backoff, redact
+from sinks.base import SinkError, SinkUnusable, backoff, parse_url, redact
 from sinks.table import RECOMMENDATIONS, STATE, SUBMISSIONS, SqlDatabase
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,12 @@ SCHEMA = [
   PRIMARY KEY (wiki, name)
 )""",
 ]
-# Lost connection, server gone, connection killed, cannot connect, deadlock, lock wait timeout.
-RETRYABLE = {1205, 1213, 1927, 2003, 2006, 2013, 2055, 4031}
+# Lost connection, server gone, connection killed, cannot connect, deadlock, lock wait timeout,
+# statement timeout (max_statement_time).
+RETRYABLE = {1205, 1213, 1927, 1969, 2003, 2006, 2013, 2055, 4031}
+LOCKED = {1205, 1969}
+# Wrong user or password, no access to the database, unknown database, unknown host: a re-run fails alike.
+UNUSABLE = {1044, 1045, 1049, 2005}
 
 
 def is_mysql_url(url: str) -> bool:
@@ -53,19 +57,20 @@ def is_mysql_url(url: str) -> bool:
 
 
 def connection_options(url: str) -> dict:
-    """pymysql.connect arguments from mysql://[user[:password]@]host[:port]/database[?read_default_file=…]."""
-    parts = urlsplit(url)
+    """pymysql.connect arguments from mysql://[user[:password]@]host[:port]/database[?read_default_file=…]
+    (the password raw or percent-encoded, any character allowed)."""
+    parts = parse_url(url)
     if not is_mysql_url(url) or not parts.path.strip("/"):
-        raise SinkError(f"database URL {redact(url)!r}: expected mysql://[user[:password]@]host[:port]/database")
+        raise SinkUnusable(f"database URL {redact(url)!r}: expected mysql://[user[:password]@]host[:port]/database")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     options = {"database": unquote(parts.path.strip("/")), "autocommit": False, "charset": "utf8mb4",
                "connect_timeout": 10}
-    if parts.hostname:
-        options["host"] = parts.hostname
+    if parts.host:
+        options["host"] = parts.host.strip("[]")
     if parts.port:
         options["port"] = parts.port
-    user = unquote(parts.username) if parts.username else os.environ.get("LINKREC_DB_USER")
-    password = unquote(parts.password) if parts.password is not None else os.environ.get("LINKREC_DB_PASSWORD")
+    user = parts.user or os.environ.get("LINKREC_DB_USER")
+    password = parts.password if parts.password is not None else os.environ.get("LINKREC_DB_PASSWORD")
     if user:
         options["user"] = user
     if password is not None:
@@ -88,10 +93,14 @@ def _code(exc: Exception) -> int | None:
 class MariaDbDatabase(SqlDatabase):
     mark = "%s"
 
-    def __init__(self, url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True):
+    def __init__(self, url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True,
+                 timeout: float = 60.0):
         self.url = url
         self.lock = lock
-        self.options = connection_options(url)
+        self.timeout = timeout
+        # a read that hangs longer than any statement may run is a lost connection
+        wait = int(timeout) + 30
+        self.options = {**connection_options(url), "read_timeout": wait, "write_timeout": wait}
         self.lock_name = f"linkrec:{self.options['database']}:{wiki}"
         self.retries = retries
         self.backoff_seconds = backoff_seconds
@@ -113,7 +122,9 @@ class MariaDbDatabase(SqlDatabase):
         except pymysql.err.OperationalError as exc:
             if _code(exc) in RETRYABLE:
                 raise
-            raise SinkError(f"{redact(self.url)}: cannot connect: {exc.args[-1]}") from None
+            kind = SinkUnusable if _code(exc) in UNUSABLE else SinkError
+            raise kind(f"{redact(self.url)}: cannot connect: {exc.args[-1]}") from None
+        self._limit_waits(connection)
         granted = 1
         if self.lock:
             with connection.cursor() as cursor:
@@ -125,6 +136,16 @@ class MariaDbDatabase(SqlDatabase):
                             "two runs for the same wiki must not overlap")
         self.connection = connection
 
+    def _limit_waits(self, connection) -> None:
+        """Lock waits and statements end after `timeout` seconds (the server's default lock wait is a day)."""
+        seconds = max(1, int(self.timeout))
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}")
+            try:
+                cursor.execute(f"SET SESSION max_statement_time = {seconds}")  # MariaDB only
+            except pymysql.err.Error:
+                pass
+
     def _with_retries(self, step):
         for attempt in range(self.retries + 1):
             try:
@@ -132,8 +153,11 @@ class MariaDbDatabase(SqlDatabase):
             except (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError) as exc:
                 code = _code(exc) or 2013
                 if code not in RETRYABLE or attempt == self.retries:
-                    raise SinkError(f"{redact(self.url)}: {exc.args[-1] if exc.args else exc} "
-                                    f"(after {attempt + 1} attempts)") from None
+                    what = exc.args[-1] if exc.args else exc
+                    if code in LOCKED:
+                        what = (f"a table stayed locked by another session for more than {self.timeout:g} s "
+                                f"(sinks.timeout_seconds): {what}")
+                    raise SinkError(f"{redact(self.url)}: {what} (after {attempt + 1} attempts)") from None
                 log.warning("database error %s, retrying (%d/%d)", code, attempt + 1, self.retries)
                 self.retried += 1
                 backoff(attempt, self.backoff_seconds)

@@ -129,12 +129,13 @@ class SinkSpec:
     bulk_size: int = 500
     now: datetime | None = None
     force: bool = False
+    timeout: float = 60.0
 
     def open_database(self):
         from sinks.connect import open_database
 
         # the driver holds the run's lock and has created the schema
-        return open_database(self.db, self.wiki, self.retries, self.backoff_seconds, lock=False)
+        return open_database(self.db, self.wiki, self.retries, self.backoff_seconds, lock=False, timeout=self.timeout)
 
     def open(self):
         from sinks.connect import open_tags
@@ -142,7 +143,7 @@ class SinkSpec:
         database = self.open_database()
         try:
             tags = open_tags(self.wiki, self.now, self.index, self.search_url, self.search_mode, None,
-                             self.bulk_size, self.retries, self.backoff_seconds)
+                             self.bulk_size, self.retries, self.backoff_seconds, self.timeout)
         except BaseException:
             database.finish()
             raise
@@ -182,5 +183,7 @@ def publish_from_executors(spark, warehouse, wiki: str, snapshot: str, output: s
         if error:
             errors.append(error)
     if errors:
-        raise SinkError(f"{len(errors)} of {len(parts)} write tasks stopped: {errors[0]}")
+        error = SinkError(f"{len(errors)} of {len(parts)} write tasks stopped: {errors[0]}")
+        error.partial = totals  # what the other tasks wrote, for the summary
+        raise error
     return totals

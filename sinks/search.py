@@ -8,10 +8,10 @@ import json
 import logging
 import os
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
-from urllib.parse import urlsplit
 
-from sinks.base import SET, SinkError, TagChange, TagCounts, Tags, backoff, redact
+from sinks.base import SET, SinkError, SinkUnusable, TagChange, TagCounts, Tags, backoff, parse_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +57,49 @@ def client_for(url: str, timeout: float = 30.0):
     """An Elasticsearch client; user and password may sit in the URL or in LINKREC_SEARCH_USER / _PASSWORD."""
     from elasticsearch import Elasticsearch
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SinkError(f"search URL {redact(url)!r}: expected http(s)://host:port")
-    user = parts.username or os.environ.get("LINKREC_SEARCH_USER")
+    parts = parse_url(url)
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise SinkUnusable(f"search URL {redact(url)!r}: expected http(s)://host:port")
+    user = parts.user or os.environ.get("LINKREC_SEARCH_USER")
     password = parts.password or os.environ.get("LINKREC_SEARCH_PASSWORD")
-    host = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    host = f"{parts.scheme}://{parts.host}{f':{parts.port}' if parts.port else ''}{parts.path}"
     auth = {"basic_auth": (user, password or "")} if user else {}
     # Our own retries decide what is retried and count it; the client's would hide failures from the summary.
     return Elasticsearch(host, request_timeout=timeout, max_retries=0, retry_on_timeout=False, **auth)
 
 
 def _retryable(status: int) -> bool:
-    return status == 429 or status >= 500
+    """Overloaded or briefly away (429, 500, 502, 503, 504); 501 and the like will not change on a retry."""
+    return status in (429, 500, 502, 503, 504)
+
+
+@contextmanager
+def search_errors(url: str, index: str):
+    """Failures of a search request as one-line SinkUnusable errors (a re-run would fail the same way)."""
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError, NotFoundError, UnsupportedProductError
+
+    try:
+        yield
+    except NotFoundError:
+        raise SinkUnusable(f"{redact(url)}: the index {index} does not exist (check sinks.search_index; "
+                           "`linkrec index init` creates a development index)") from None
+    except UnsupportedProductError:
+        raise SinkUnusable(f"{redact(url)}: not an Elasticsearch-compatible server") from None
+    except ApiError as exc:
+        raise SinkUnusable(f"{redact(url)}: the server answered HTTP {exc.meta.status} on {index}; is it an "
+                           "Elasticsearch-compatible server?") from None
+    except TransportError as exc:
+        raise SinkUnusable(f"{redact(url)}: the search server does not answer ({type(exc).__name__})") from None
+
+
+def check_index(client, url: str, index: str) -> None:
+    """Before any expensive work: the server answers as a search server and holds `index`."""
+    with search_errors(url, index):
+        client.info()
+        if not client.indices.exists(index=index):
+            raise SinkUnusable(f"{redact(url)}: the index {index} does not exist (check sinks.search_index; "
+                               "`linkrec index init` creates a development index)")
 
 
 class IndexTags(Tags):
@@ -77,7 +107,7 @@ class IndexTags(Tags):
     backoff, "document missing" is counted and skipped, anything else stops the run."""
 
     def __init__(self, url: str, index: str, mode: str, bulk_size: int = 500, retries: int = 5,
-                 backoff_seconds: float = 0.5, client=None):
+                 backoff_seconds: float = 0.5, client=None, timeout: float = 60.0):
         if mode not in MODES:
             raise SinkError(f"search mode {mode!r}: expected one of {', '.join(MODES)}")
         self.url = url
@@ -86,7 +116,7 @@ class IndexTags(Tags):
         self.bulk_size = bulk_size
         self.retries = retries
         self.backoff_seconds = backoff_seconds
-        self.client = client or client_for(url)
+        self.client = client or client_for(url, timeout)
 
     def apply(self, changes: list[TagChange], force: bool = False) -> TagCounts:
         counts = TagCounts()

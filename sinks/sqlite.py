@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from sinks.base import SinkUnusable
 from sinks.table import SqlDatabase
 
 SCHEMA = """
@@ -38,12 +39,16 @@ def sqlite_path(url: str) -> str:
 class SqliteDatabase(SqlDatabase):
     mark = "?"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeout: float = 60.0):
         path = sqlite_path(url)
-        if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.connection = sqlite3.connect(path, timeout=60)
-        self.connection.executescript(SCHEMA)
+        try:
+            if path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.connection = sqlite3.connect(path, timeout=timeout)
+            self.connection.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise SinkUnusable(f"{url}: cannot open the SQLite database: {getattr(exc, 'strerror', None) or exc}") \
+                from None
 
     def transaction(self, work):
         with self.connection:  # commits on success, rolls back on an exception

@@ -64,6 +64,20 @@ class Selection:
     page_ids: tuple[int, ...] = ()
     titles: tuple[str, ...] = ()
 
+    def normalised(self, normaliser: TitleNormaliser) -> Selection:
+        """Titles as the pages table holds them (first letter, underscores, spacing)."""
+        titles = tuple(normaliser.display(t) or t for t in self.titles)
+        return Selection(self.first, self.last, self.page_ids, titles)
+
+    def unmatched(self, pages) -> list[str]:
+        """The asked-for titles and ids that name no page of the snapshot."""
+        found_titles = {r.title for r in pages.where(F.col("title").isin(list(self.titles))).select("title")
+                        .collect()} if self.titles else set()
+        found_ids = {r.page_id for r in pages.where(F.col("page_id").isin(list(self.page_ids))).select("page_id")
+                     .collect()} if self.page_ids else set()
+        return ([t for t in dict.fromkeys(self.titles) if t not in found_titles]
+                + [str(i) for i in dict.fromkeys(self.page_ids) if i not in found_ids])
+
     def apply(self, pages):
         if self.first is not None:
             pages = pages.where(F.col("page_id").between(self.first, self.last))
@@ -254,13 +268,15 @@ class RecommendResult:
     links: int
     seconds: float
     lookups: str = "broadcast"
+    unmatched: list[str] = field(default_factory=list)  # asked-for titles and ids that name no page
 
     def summary(self) -> dict:
         return {"wiki": self.wiki, "snapshot": self.snapshot, "model": self.model, "version": self.version,
                 "output": self.output, "pages_read": self.pages, "eligible": self.with_links + self.null_rows,
                 "skipped": {k: v for k, v in self.reasons.items() if k not in (rules.OK, rules.TOO_FEW_LINKS)},
                 "with_links": self.with_links, "null_rows": self.null_rows, "links": self.links,
-                "lookups": self.lookups, "seconds": self.seconds}
+                "lookups": self.lookups, "seconds": self.seconds,
+                **({"unmatched": self.unmatched} if self.unmatched else {})}
 
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, model_name: str | None = None,
@@ -303,7 +319,11 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     broadcast = spark.sparkContext.broadcast(context)
     disambiguation = (warehouse.read("excluded_targets", wiki, snapshot).where(F.col("reason") == "disambiguation")
                       .select("page_id", F.lit(True).alias("is_disambiguation")))
-    pages = selection.apply(warehouse.read("pages", wiki, snapshot))
+    all_pages = warehouse.read("pages", wiki, snapshot)
+    if selection.titles:
+        selection = selection.normalised(context.normaliser)
+    unmatched = selection.unmatched(all_pages)
+    pages = selection.apply(all_pages)
     pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id",
                          F.unix_seconds("revision_timestamp").alias("revision_epoch"), "wikitext")
     pages = pages.join(disambiguation, "page_id", "left")
@@ -323,7 +343,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     links = written.agg(F.sum("links")).first()[0] or 0
     return RecommendResult(wiki, snapshot, name, record["version"], output, sum(reasons.values()),
                            dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
-                           int(links), round(time.time() - started, 2), mode)
+                           int(links), round(time.time() - started, 2), mode, unmatched)
 
 
 def prune_runs(warehouse, wiki: str, keep: int, protect: list[str]) -> list[str]:
