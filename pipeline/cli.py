@@ -843,8 +843,10 @@ def index_init(obj: Context, wiki, search_url, topics, recreate, as_json):
         config = obj.config(wiki)
         name = config.sinks.search_index.format(wiki=wiki)
         table = search_index.load_topic_table(topics) if topics else {}
-        articles = _articles(obj, config)
         client = client_for(search_url, config.sinks.timeout_seconds)
+        with search_errors(search_url, name):
+            client.info()  # a search server answers before the articles are read
+        articles = _articles(obj, config)
         documents = [(page_id, title, namespace, search_index.topic_tags(table.get(title, {})))
                      for page_id, title, namespace, _ in articles]
         with search_errors(search_url, name):

@@ -541,23 +541,38 @@ def test_topic_search_on_the_real_enwiki_topic_table(ingested, warehouse_dir, ow
 
 
 def test_executor_writes_with_the_search_server_down_stop_with_exit_3_and_converge(
-        ingested, warehouse_dir, ltg_model, mariadb_url, own_search_server):
+        ingested, warehouse_dir, ltg_model, mariadb_url, own_search_server, monkeypatch):
     """MariaDB and the index are written by the executors, a task per partition: with the search
     server down every task stops after its first batch's rows (row first, then tag), the run exits 3
     with one line, and a re-run with the server up converges (reconcile: no difference)."""
     url = own_search_server.url
     assert run_cli(["--warehouse", str(warehouse_dir), "index", "init", "--wiki", "ltgwiki", "--search-url", url]
                    ).exit_code == 0
-    own_search_server.stop()
     args = ["--warehouse", str(warehouse_dir), "--set", "sinks.retries=1", "--set", "sinks.backoff_seconds=0.01",
             "--set", "sinks.batch_size=50", "recommend", "--wiki", "ltgwiki", "--now", "2026-01-01T00:00:00Z",
             "--db", mariadb_url, "--search-url", url, "--json"]
+    # the server answers the check before the compute, then goes away before the writes
+    import sinks.results
+    check = sinks.results.check_mass_delete
+
+    def then_stop(*args, **kwargs):
+        figures = check(*args, **kwargs)
+        own_search_server.stop()
+        return figures
+
+    monkeypatch.setattr(sinks.results, "check_mass_delete", then_stop)
     stopped = run_cli(args)
+    monkeypatch.undo()
     assert stopped.exit_code == 3, stopped.stderr
     message = [line for line in stopped.stderr.splitlines() if "write tasks stopped" in line]
     assert len(message) == 1 and "a re-run converges" in message[0]
     partial = table_rows(mariadb_url)
     assert 0 < len(partial) < 896  # each task committed its first batch's rows before the tags failed
+    # the summary is printed on exit 3 too, with what was written before the sink stopped
+    summary = last_json(stopped.stdout)
+    assert summary["exit_code"] == 3 and "write tasks stopped" in summary["error"]
+    assert summary["database"]["rows_written"] + summary["database"]["null_rows_written"] == len(partial)
+    assert summary["pages_read"] == 903
     own_search_server.start()
     again = run_cli(args)
     assert again.exit_code == 0, again.stderr
