@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import bz2
+import collections
+import html
 import json
+import lzma
+import re
 import tomllib
 
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from tests.conftest import run_cli
+from tests.conftest import DUMPS, run_cli
 
 
 def test_defaults_are_the_published_constants():
@@ -81,3 +86,39 @@ def test_config_show_rejects_bad_override_in_one_line():
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         "linkrec: error: recommend.maximum_links_per_task: 0 must be positive"]
+
+
+SECTION = re.compile(r"^==([^=].*?)==\s*$", re.M)
+# a references list: the tag, or a wiki's references-list template (names as the dumps use them)
+REFERENCES_LIST = re.compile(r"<references|\{\{\s*(reflist|references|nūruodis|ծանցանկ|ծանոթագրություններ|"
+                             r"সূত্র তালিকা|টীকা তালিকা|संदर्भयादी|संदर्भ यादी|παραπομπές)", re.I)
+STANDALONE_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}\s*")
+
+
+def reference_like_headings(path) -> set[str]:
+    """Headings read off the dump's own content: sections that hold a references list or nothing but
+    external web links, in at least half of the five or more articles that have them."""
+    opener = bz2.open if str(path).endswith(".bz2") else lzma.open
+    text = html.unescape(opener(path).read().decode("utf-8", "replace"))
+    kinds: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for page in re.findall(r"<text[^>]*>(.*?)</text>", text, re.S):
+        heads = list(SECTION.finditer(page))
+        for i, head in enumerate(heads):
+            body = page[head.end(): heads[i + 1].start() if i + 1 < len(heads) else len(page)]
+            lines = [line for line in body.splitlines() if line.strip() and not line.startswith("[[")
+                     and not STANDALONE_TEMPLATE.fullmatch(line.strip())]
+            items = [line for line in lines if line.startswith("*")]
+            web_links = (bool(items) and len(items) >= 0.8 * len(lines)
+                         and sum("http" in item for item in items) >= 0.8 * len(items))
+            name = head.group(1).strip()
+            kinds[name]["all"] += 1
+            kinds[name]["reference_like"] += bool(REFERENCES_LIST.search(body)) or web_links
+    return {name for name, c in kinds.items() if c["all"] >= 5 and c["reference_like"] >= c["all"] / 2}
+
+
+@pytest.mark.parametrize("wiki", sorted(DUMPS))
+def test_every_shared_wiki_excludes_its_reference_sections(wiki):
+    excluded = {name.casefold() for name in load_config(wiki).recommend.excluded_sections}
+    found = reference_like_headings(DUMPS[wiki])
+    assert found, "the dump has reference sections"
+    assert {name for name in found if name.casefold() not in excluded} == set()
