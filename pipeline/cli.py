@@ -159,16 +159,18 @@ def _report_problems(obj: Context, problems: list[dict]) -> None:
 
 def _ingest(obj: Context, wiki, dump, table, index, siteinfo, snapshot, allow_truncated):
     from pipeline.ingest import job
+    from pipeline.progress import spark_progress
 
     flags = {"ingest": {"allow_truncated": True}} if allow_truncated else None
     config = obj.config(wiki, flags)
     spark = obj.spark(config)
     warehouse = obj.warehouse(config)
     obj.say(f"linkrec: ingesting {dump or table} into {warehouse.root} …")
-    if dump:
-        result = job.ingest_dump(spark, warehouse, config, dump, index, snapshot)
-    else:
-        result = job.ingest_table(spark, warehouse, config, table, siteinfo, snapshot)
+    with spark_progress(spark, "ingest", obj.say):
+        if dump:
+            result = job.ingest_dump(spark, warehouse, config, dump, index, snapshot)
+        else:
+            result = job.ingest_table(spark, warehouse, config, table, siteinfo, snapshot)
     _report_problems(obj, result.problems)
     for warning in result.warnings:
         click.echo(f"linkrec: warning: {warning}", err=True)
@@ -324,6 +326,7 @@ def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None
     """Ingest (unless this input is ingested already), train (unless the model is up to date), recommend,
     write the sinks. Returns the summary and the exit code."""
     from pipeline.model import train as model_train
+    from pipeline.progress import spark_progress
 
     started = time.time()
     stages: dict[str, float] = {}
@@ -359,7 +362,9 @@ def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None
             obj.say(f"linkrec: model {wiki} {record['version']} is up to date; reusing it ({record['reason']})")
             summary["train"] = {"reused": True, "version": record["version"], "released": record["released"]}
         else:
-            trained = model_train.train(obj.spark(config), warehouse, config, force=force)
+            obj.say(f"linkrec: training the {wiki} model (dictionaries, examples, XGBoost, backtests) …")
+            with spark_progress(obj.spark(config), "train", obj.say):
+                trained = model_train.train(obj.spark(config), warehouse, config, force=force)
             obj.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
             summary["train"] = {"reused": False, **trained.summary()}
     stages["train"] = round(time.time() - mark, 2)
@@ -473,6 +478,7 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
 def train_command(obj: Context, wiki, wikis, name, wikidata, force, as_json):
     """Build the dictionaries, train, backtest under both protocols and apply the release gate."""
     from pipeline.model import train as model_train
+    from pipeline.progress import spark_progress
 
     if bool(wiki) == bool(wikis):
         fail("give --wiki W, or --wikis a,b,c with --name NAME", 2)
@@ -481,7 +487,7 @@ def train_command(obj: Context, wiki, wikis, name, wikidata, force, as_json):
     try:
         if wiki:
             config = obj.config(wiki)
-            with obj.locked(wiki):
+            with obj.locked(wiki), spark_progress(obj.spark(config), "train", obj.say):
                 result = model_train.train(obj.spark(config), obj.warehouse(config), config, wikidata, force)
         else:
             from pipeline.model import joint
@@ -764,11 +770,34 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
             summary["report"] = dict(zip(("json", "html"), write_report(report_dir, report, images), strict=True))
             obj.say(f"linkrec: report {summary['report']['html']}")
         summary["pruned_runs"] = len(prune_runs(warehouse, wiki, config.recommend.keep_runs, outputs))
+        obj.say(_where_line(obj, config, db, search_url, tags, outputs, dry_run))
     finally:
         for sink in (database, tags):
             if sink is not None:
                 sink.finish()
     return summary
+
+
+def _where_line(obj: Context, config: Config, db, search_url, tags, outputs: list[str], dry_run: bool) -> str:
+    """The last line of a recommend run: where its rows and tags are, and how to look at them."""
+    from sinks.base import redact
+    from sinks.search import EventTags
+    from sinks.table import RECOMMENDATIONS
+
+    if dry_run:
+        return f"linkrec: dry run, nothing written; the computed rows are in {outputs[-1] if outputs else '-'}"
+    url = db or _default_db(obj, config)
+    if url.startswith("sqlite:///"):
+        where = (f"rows in {url[len('sqlite:///'):]} (look: sqlite3 {url[len('sqlite:///'):]} "
+                 f"'SELECT gelr_page, gelr_revision, length(gelr_data) FROM {RECOMMENDATIONS} LIMIT 10')")
+    else:
+        where = f"rows in {redact(url)}, table {RECOMMENDATIONS}"
+    if isinstance(tags, EventTags):
+        where += f"; tag events in {tags.path}"
+    elif search_url:
+        where += (f"; tags in {config.sinks.search_index.format(wiki=config.wiki)} (look: linkrec search --wiki "
+                  f"{config.wiki} --search-url {redact(search_url)} hasrecommendation:link)")
+    return f"linkrec: {where}"
 
 
 @main.command("recommend")

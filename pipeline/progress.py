@@ -13,16 +13,23 @@ class Progress:
         self.done = 0
         self.started = self.last = time.time()
 
+    first: float | None = None  # when the first item came: the wait before it is start-up, not the rate
+
     def line(self) -> str:
-        elapsed = max(time.time() - self.started, 1e-9)
+        now = time.time()
+        elapsed = max(now - (self.first or self.started), 1e-9)
         rate = self.done / elapsed
         if self.total:
-            eta = (self.total - self.done) / rate if rate else float("inf")
+            # an ETA from the first percent or two of the work is noise: say so instead of a wild figure
+            eta = f"ETA {(self.total - self.done) / rate:.0f} s" if rate and self.done >= 0.02 * self.total else \
+                "ETA after the first 2 %"
             return (f"  {self.label}: {self.done}/{self.total} ({100 * self.done / self.total:.0f}%), "
-                    f"{rate:.0f}/s, ETA {eta:.0f} s")
+                    f"{rate:.0f}/s, {eta}")
         return f"  {self.label}: {self.done}, {rate:.0f}/s"
 
     def advance(self, n: int = 1) -> None:
+        if self.first is None:
+            self.first = time.time()
         self.done += n
         now = time.time()
         if now - self.last >= self.every:
@@ -43,13 +50,19 @@ def spark_progress(spark, label: str, say, every: float = 5.0):
     def watch():
         tracker = spark.sparkContext.statusTracker()
         started = time.time()
+        last_state, last_said = None, 0.0
         while not stop.wait(every):
             stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
             stages = [s for s in stages if s is not None]
             if stages:
                 done = sum(s.numCompletedTasks for s in stages)
                 total = sum(s.numTasks for s in stages)
-                say(f"  {label}: Spark tasks {done}/{total} in {len(stages)} stage(s), {time.time() - started:.0f} s")
+                state = (tuple(s.stageId for s in stages), done, total)
+                # a line when something moved; while one long task runs, one line a minute says it still does
+                if state != last_state or time.time() - last_said >= 60:
+                    say(f"  {label}: Spark tasks {done}/{total} in {len(stages)} stage(s), "
+                        f"{time.time() - started:.0f} s")
+                    last_state, last_said = state, time.time()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()

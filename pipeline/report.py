@@ -44,6 +44,30 @@ def run_statistics(spark, outputs: list[str]) -> dict:
     return {"eligible": eligible, "coverage": coverage, "score_histogram": histogram}
 
 
+SAMPLE_TASKS = 10
+SAMPLE_LINKS = 3  # per task
+
+
+def sample_tasks(spark, warehouse, wiki: str, snapshot: str | None, outputs: list[str]) -> list[dict]:
+    """A few tasks as an editor would meet them (a deterministic sample): the article, and for each
+    suggested link the text around it, the anchor, the target and the score."""
+    from pyspark.sql import functions as F
+
+    if not outputs or not snapshot:
+        return []
+    rows = (spark.read.parquet(*outputs).where(F.col("reason") == rules.OK).select("page_id", "gelr_data")
+            .dropDuplicates(["page_id"]).orderBy(F.xxhash64("page_id"), "page_id").limit(SAMPLE_TASKS)
+            .join(warehouse.read("pages", wiki, snapshot).select("page_id", "title"), "page_id", "left")
+            .orderBy("title").collect())
+    tasks = []
+    for row in rows:
+        links = json.loads(row.gelr_data)["links"][:SAMPLE_LINKS]
+        tasks.append({"page_id": row.page_id, "title": row.title, "links": [
+            {key: link[key] for key in ("context_before", "link_text", "context_after", "link_target", "score")}
+            for link in links]})
+    return tasks
+
+
 def model_curves(warehouse, summary: dict) -> tuple[dict, bytes | None]:
     """The backtest curves of the model used (from its metrics.csv) and its plot."""
     from pipeline.model.train import model_root
@@ -103,6 +127,14 @@ def _table(rows: list[list], header: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _task_html(task: dict) -> str:
+    items = "".join(
+        f"<li>…{html.escape(link['context_before'])}<mark>{html.escape(link['link_text'])}</mark>"
+        f"{html.escape(link['context_after'])}… → <b>{html.escape(link['link_target'])}</b> "
+        f"({link['score']:.2f})</li>" for link in task["links"])
+    return f"<h3>{html.escape(str(task['title']))}</h3><ul>{items}</ul>"
+
+
 def render_html(report: dict, images: dict[str, bytes]) -> str:
     """One page, no external resources: images as data URIs."""
     figures = "".join(
@@ -135,9 +167,14 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
     ]
     if topics:
         sections += ["<h2>Tasks per topic</h2>", _table(topics, ["topic", "before", "after"])]
+    if report.get("sample_tasks"):
+        sections += ["<h2>Sample tasks</h2>", "<p>What an editor sees: the sentence, the suggested anchor "
+                     "(marked), the article it would link to, and the model's score.</p>",
+                     "".join(_task_html(task) for task in report["sample_tasks"])]
     sections += ["<h2>Plots</h2>", figures]
     style = ("body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}figure{display:inline-block;margin:1em}")
+             "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}figure{display:inline-block;margin:1em}"
+             "mark{background:#ffe58a}")
     # The script marks the page once every plot has decoded, so a headless browser can check it.
     script = ("<script>window.addEventListener('load',function(){var ok=Array.from(document.images).filter("
               "function(i){return i.complete&&i.naturalWidth>0}).length;document.body.setAttribute("
@@ -167,6 +204,7 @@ def build_report(spark, warehouse, wiki: str, run_id: str, summary: dict, output
                                                   "skipped", "dry_run")},
               "database": summary.get("database", {}), "seconds_per_stage": summary.get("seconds_per_stage", {}),
               "statistics": statistics, "backtest": curves}
+    report["sample_tasks"] = sample_tasks(spark, warehouse, wiki, summary.get("snapshot"), outputs)
     if "search" in summary:
         report["search"] = summary["search"]
     if topics:

@@ -322,3 +322,14 @@ def test_old_recommendation_outputs_are_pruned_dry_runs_included(ingested, wareh
     runs = sorted(p.name for p in folder.iterdir() if p.name.startswith("run="))
     assert runs == sorted(outputs[-2:])  # the two newest, whatever ran before
     assert last_json(result.stdout)["pruned_runs"] >= 1
+
+
+def test_the_last_line_says_where_the_rows_are(ingested, warehouse_dir, ltg_model, tmp_path):
+    db_file = tmp_path / "wiki.db"
+    result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--page-ids", "18,19",
+                      "--now", "2026-01-01T00:00:00Z", "--db", f"sqlite:///{db_file}"])
+    assert result.exit_code == 0, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"linkrec: rows in {db_file} (look: sqlite3 {db_file} 'SELECT")
+    assert sqlite3.connect(db_file).execute("SELECT COUNT(*) FROM growthexperiments_link_recommendations"
+                                            ).fetchone()[0] == 2

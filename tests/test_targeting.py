@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -193,6 +194,14 @@ def test_the_run_report_holds_the_figures_and_renders_in_a_real_browser(nightly_
     assert at_minimum["share_with_1"] >= recommend["with_links"] / recommend["eligible"]
     assert sum(b["links"] for b in report["statistics"]["score_histogram"]) >= recommend["links"]
     assert report["backtest"]["reference"][5]["threshold"] == 0.5
+    # a sample of tasks as an editor meets them: the text around each anchor, the target, the score
+    tasks = report["sample_tasks"]
+    assert len(tasks) == 10 and len({t["page_id"] for t in tasks}) == 10
+    assert all(1 <= len(t["links"]) <= 3 and t["title"] for t in tasks)
+    assert all(link["score"] >= 0.6 and link["link_text"] and link["link_target"] for t in tasks for link in t["links"])
+    page = open(paths["html"], encoding="utf-8").read()
+    first = tasks[0]["links"][0]
+    assert f"<mark>{html.escape(first['link_text'])}</mark>{html.escape(first['context_after'])}" in page
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is installed by .ci/machine.sh"
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
