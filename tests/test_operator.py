@@ -143,11 +143,12 @@ def test_concurrent_processes_on_a_fresh_warehouse(tmp_path):
 
     command = [sys.executable, "-m", "pipeline.cli", "--warehouse", str(tmp_path / "wh"), "--quiet", "ingest",
                "--wiki", "ltgwiki", "--dump", str(DUMPS["ltgwiki"])]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(command + ["--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     second = subprocess.run(command, capture_output=True, text=True, timeout=600)
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
+    assert len(out.splitlines()) == 1 and json.loads(out)["pages"] > 0  # stdout holds only the JSON (no JVM log)
     assert second.returncode == 3 and "another linkrec run" in second.stderr
     assert "Exception" not in second.stderr and len(second.stderr.strip().splitlines()) == 1
 
