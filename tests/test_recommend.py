@@ -333,3 +333,16 @@ def test_the_last_line_says_where_the_rows_are(ingested, warehouse_dir, ltg_mode
     assert last.startswith(f"linkrec: rows in {db_file} (look: sqlite3 {db_file} 'SELECT")
     assert sqlite3.connect(db_file).execute("SELECT COUNT(*) FROM growthexperiments_link_recommendations"
                                             ).fetchone()[0] == 2
+
+
+def test_titles_are_normalised_and_the_unmatched_ones_named(ingested, warehouse_dir, ltg_model, tmp_path):
+    titles = tmp_path / "titles.txt"
+    titles.write_text("Albaneja\naleksejs_Apīnis\nNo such article\nAlbaneja\nAnother missing one\n", encoding="utf-8")
+    result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--titles-file",
+                      str(titles), "--page-ids", "23,24,999999", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = last_json(result.stdout)
+    assert summary["pages_read"] == 2  # Albaneja (23) and Aleksejs Apīnis (24), the latter normalised
+    assert summary["unmatched"] == ["No such article", "Another missing one", "999999"]
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("linkrec: warning:")]
+    assert "3 of the pages asked for match no page" in warning and "'No such article'" in warning

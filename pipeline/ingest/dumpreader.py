@@ -138,6 +138,39 @@ def _decompressor(fmt: str):
     return zlib.decompressobj(wbits=31)
 
 
+def _stream_blocks(handle, fmt: str, source, next_stream=None) -> Iterator[bytes]:
+    """Decompressed blocks of the streams that follow one another from the handle's position, fed to an
+    incremental decompressor so a cut anywhere still yields every byte before it; `source.complete`
+    and `source.error` say how the data ended; `next_stream(offset)` hears where each later stream starts."""
+    decompressor = _decompressor(fmt)
+    pending = b""
+    while True:
+        data = pending or handle.read(READ_BLOCK)
+        pending = b""
+        if not data:
+            if not decompressor.eof:
+                source.complete = False
+                source.error = f"the compressed data ends inside a {fmt} stream"
+            return
+        try:
+            out = decompressor.decompress(data)
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            source.complete = False
+            source.error = f"corrupt {fmt} data: {exc}"
+            return
+        if out:
+            yield out
+        if decompressor.eof:  # concatenated streams (gz members, xz streams, bz2 streams) follow
+            pending = decompressor.unused_data.lstrip(b"\0")
+            while not pending and (more := handle.read(READ_BLOCK)):
+                pending = more.lstrip(b"\0")  # xz stream padding
+            if not pending:
+                return
+            if next_stream is not None:
+                next_stream(handle.tell() - len(pending))
+            decompressor = _decompressor(fmt)
+
+
 def open_decompressed(path: str, fmt: str):
     opener = {"bz2": bz2.open, "xz": lzma.open, "gz": gzip.open, "xml": open}[fmt]
     return opener(path, "rb")
@@ -277,31 +310,7 @@ class WholeSource(ByteSource):
                     yield block
             return
         with open(self.path, "rb") as handle:
-            decompressor = _decompressor(self.fmt)
-            pending = b""
-            while True:
-                data = pending or handle.read(READ_BLOCK)
-                pending = b""
-                if not data:
-                    if not decompressor.eof:
-                        self.complete = False
-                        self.error = f"the compressed data ends inside a {self.fmt} stream"
-                    return
-                try:
-                    out = decompressor.decompress(data)
-                except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
-                    self.complete = False
-                    self.error = f"corrupt {self.fmt} data: {exc}"
-                    return
-                if out:
-                    yield out
-                if decompressor.eof:  # concatenated streams (gz members, xz streams, bz2 streams) follow
-                    pending = decompressor.unused_data.lstrip(b"\0")
-                    while not pending and (more := handle.read(READ_BLOCK)):
-                        pending = more.lstrip(b"\0")  # xz stream padding
-                    if not pending:
-                        return
-                    decompressor = _decompressor(self.fmt)
+            yield from _stream_blocks(handle, self.fmt, self)
 
     def where(self, offset: int) -> str:
         return f"byte {offset}" if self.fmt == "xml" else f"decompressed byte {offset}"
@@ -350,35 +359,16 @@ class Bz2StreamsSource(ByteSource):
                 return
             handle.seek(position)
             produced = 0
-            decompressor = bz2.BZ2Decompressor()
             self.stream_starts.append((position, 0))
-            pending = b""
-            while True:
-                data = pending or handle.read(READ_BLOCK)
-                pending = b""
-                if not data:
-                    if not decompressor.eof:
-                        self.complete = False
-                        self.error = "compressed data ends inside a bz2 stream"
-                    break
-                try:
-                    out = decompressor.decompress(data)
-                except OSError as exc:
-                    self.complete = False
-                    self.error = f"corrupt bz2 data: {exc}"
-                    break
-                if out:
-                    produced += len(out)
-                    yield out
-                if decompressor.eof:
-                    pending = decompressor.unused_data
-                    next_stream = handle.tell() - len(pending)
-                    if not pending and not (pending := handle.read(READ_BLOCK)):
-                        break
-                    if next_stream >= self.end and self.owned_end is None:
-                        self.owned_end = produced
-                    decompressor = bz2.BZ2Decompressor()
-                    self.stream_starts.append((next_stream, produced))
+
+            def next_stream(offset: int) -> None:
+                if offset >= self.end and self.owned_end is None:
+                    self.owned_end = produced  # the streams from here on belong to the next task
+                self.stream_starts.append((offset, produced))
+
+            for out in _stream_blocks(handle, "bz2", self, next_stream):
+                produced += len(out)
+                yield out
 
     def where(self, offset: int) -> str:
         stream, base = self.stream_starts[0] if self.stream_starts else (self.start, 0)
