@@ -14,7 +14,7 @@ import pymysql
 import pytest
 
 from sinks import index as search_index
-from sinks.base import CLEAR, SET, PageResult, SinkError, TagChange, publish, redact
+from sinks.base import CLEAR, SET, PageResult, SinkError, TagChange, publish
 from sinks.connect import open_database
 from sinks.mariadb import MariaDbDatabase, connection_options
 from sinks.reconcile import compare
