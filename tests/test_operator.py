@@ -243,3 +243,14 @@ def test_a_locked_table_ends_in_one_line_and_a_json_summary(mariadb_url, ingeste
     summary = last_json(locked.stdout)
     assert summary["exit_code"] == 3 and "locked" in summary["error"]
     assert json.loads(json.dumps(summary))  # a JSON object even though the run failed
+
+
+def test_a_missing_index_is_one_line_for_search_reconcile_and_recommend(search_server, tmp_path):
+    db = f"sqlite:///{tmp_path / 'wiki.db'}"
+    url = search_server.url
+    for args in (["search", "--wiki", "nosuchwiki", "--search-url", url, "hasrecommendation:link"],
+                 ["reconcile", "--wiki", "nosuchwiki", "--db", db, "--search-url", url],
+                 ["recommend", "--wiki", "nosuchwiki", "--db", db, "--search-url", url]):
+        result = run_cli(["--warehouse", str(tmp_path)] + args)
+        assert result.exit_code == 1, (args, result.stderr)
+        assert "the index nosuchwiki_content does not exist" in one_error_line(result)
