@@ -51,9 +51,6 @@ class TextConfig:
     sentence_ends: list[str] = field(default_factory=lambda: [".", "!", "?"])
     # characters (a regex class body) that join a link when written right after it: [[Foo]]bar
     link_trail: str = "a-z"
-    # languages written without spaces between words count n-grams in characters
-    spaceless: bool = False
-    max_ngram: int = 10
 
     def check(self) -> None:
         if self.case not in ("", "first-letter", "case-sensitive"):
@@ -65,7 +62,6 @@ class TextConfig:
                 re.compile(f"[{self.link_trail}]+")
             except re.error as exc:
                 raise ConfigError(f"text.link_trail: {self.link_trail!r} is not a regex class: {exc}") from exc
-        _positive(self.max_ngram, "text.max_ngram")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def test_defaults_are_the_published_constants():
 
 def test_wiki_file_overrides_defaults():
     ja = load_config("jawiki")
-    assert ja.text.sentence_ends[0] == "。" and ja.text.link_trail == "" and ja.text.spaceless
+    assert ja.text.sentence_ends[0] == "。" and ja.text.link_trail == ""
     assert ja.sources[-1] == "configs/wikis/jawiki.toml"
     assert load_config("enwiki").dictionary.extra_excluded_qids == ["Q6256", "Q5107"]
     assert "։" in load_config("hywiki").text.sentence_ends
