@@ -146,13 +146,11 @@ def config_show(obj: Context, wiki, as_json):
 
 
 def _report_problems(obj: Context, problems: list[dict]) -> None:
+    from pipeline.ingest.dumpreader import Problem
+
     shown = problems[:50]
     for problem in shown:
-        page = ""
-        if problem.get("title") is not None or problem.get("page_id") is not None:
-            page = f" page {problem.get('title')!r} (id {problem.get('page_id')})"
-        click.echo(f"linkrec: {problem['kind']}: {problem['file']}: {problem['where']}:{page} "
-                   f"{problem['reason']}", err=True)
+        click.echo(f"linkrec: {problem['kind']}: {Problem(**problem).describe()}", err=True)
     if len(problems) > len(shown):
         click.echo(f"linkrec: … and {len(problems) - len(shown)} more problems", err=True)
 
