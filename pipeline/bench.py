@@ -7,9 +7,9 @@ import os
 import time
 
 import mwparserfromhell
-from pyspark.sql import functions as F
 
 from pipeline.config import Config
+from pipeline.ingest.derived import is_article
 from pipeline.model import train as model_train
 from pipeline.recommend.engine import EngineSettings, finish_batch, prepare
 from pipeline.recommend.job import Selection, article_titles, recommend
@@ -21,8 +21,7 @@ def speed(spark, warehouse, config: Config, now, model_name: str | None = None) 
     snapshot = model_train.current_snapshot(warehouse, wiki)
     record, boosters = model_train.load_model(warehouse, model_name or wiki)
     pages = warehouse.read("pages", wiki, snapshot)
-    articles = [(r.page_id, r.wikitext) for r in pages.where((F.col("namespace") == 0)
-                                                             & F.col("redirect_target").isNull())
+    articles = [(r.page_id, r.wikitext) for r in pages.where(is_article())
                 .select("page_id", "wikitext").orderBy("page_id").toLocalIterator()]
     started = time.perf_counter()
     for _, wikitext in articles:

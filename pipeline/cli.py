@@ -825,24 +825,24 @@ def _article_ids_after(obj: Context, config: Config):
     """(cursor, limit) → the first `limit` article ids above `cursor`, asked of Spark (only they reach the driver)."""
     from pyspark.sql import functions as F
 
+    from pipeline.ingest.derived import is_article
     from pipeline.model.train import current_snapshot
 
     warehouse = obj.warehouse(config)
     pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))
-    ids = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select("page_id")
+    ids = pages.where(is_article()).select("page_id")
     return lambda cursor, limit: [r.page_id for r in ids.where(F.col("page_id") > cursor).orderBy("page_id")
                                   .limit(limit).collect()]
 
 
 def _articles(obj: Context, config: Config):
     """(page id, title, namespace, latest revision) of every main-namespace article of the current snapshot."""
-    from pyspark.sql import functions as F
-
+    from pipeline.ingest.derived import is_article
     from pipeline.model.train import current_snapshot
 
     warehouse = obj.warehouse(config)
     pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))
-    rows = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select(
+    rows = pages.where(is_article()).select(
         "page_id", "title", "namespace", "revision_id").orderBy("page_id")
     return [(r.page_id, r.title, r.namespace, r.revision_id) for r in rows.toLocalIterator()]
 

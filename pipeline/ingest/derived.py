@@ -17,6 +17,16 @@ from pipeline.config import Config
 from pipeline.text.titles import TitleNormaliser
 from pipeline.text.wikilinks import extract_links
 
+
+def is_article():
+    """The rule of an article in the `pages` table: main namespace, not a redirect."""
+    return (F.col("namespace") == 0) & F.col("redirect_target").isNull()
+
+
+def is_article_title():
+    """The same rule on the `titles` table."""
+    return (F.col("namespace") == 0) & ~F.col("is_redirect")
+
 LINKS_SCHEMA = T.StructType([
     T.StructField("source_page_id", T.LongType(), False),
     T.StructField("source_title", T.StringType(), False),
@@ -89,8 +99,7 @@ def _links_of_pages(rows, normaliser: TitleNormaliser, link_trail: str):
 
 
 def extract_article_links(spark, pages: DataFrame, normaliser: TitleNormaliser, link_trail: str) -> DataFrame:
-    articles = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select(
-        "page_id", "title", "wikitext")
+    articles = pages.where(is_article()).select("page_id", "title", "wikitext")
     rows = articles.rdd.mapPartitions(lambda part: _links_of_pages(part, normaliser, link_trail))
     return spark.createDataFrame(rows, LINKS_SCHEMA, verifySchema=False)
 

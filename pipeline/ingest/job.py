@@ -276,7 +276,7 @@ def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, site
                      written.groupBy("namespace").count().orderBy("namespace").collect()}
     totals = written.agg(
         F.count(F.lit(1)).alias("pages"), F.max(F.unix_seconds("revision_timestamp")).alias("newest"),
-        F.sum(F.when((F.col("namespace") == 0) & F.col("redirect_target").isNull(), 1).otherwise(0))
+        F.sum(F.when(derived.is_article(), 1).otherwise(0))
         .alias("articles"),
         F.sum(F.when((F.col("namespace") == 0) & F.col("redirect_target").isNotNull(), 1).otherwise(0))
         .alias("redirects"),

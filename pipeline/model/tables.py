@@ -20,7 +20,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config import Config
+from pipeline.ingest.derived import is_article, is_article_title
 from pipeline.model import slices
+from pipeline.recommend.eligibility import DISAMBIGUATION_MAGIC_WORD
 from pipeline.text.matcher import AnchorMatcher, anchor_key
 from pipeline.text.sentences import article_sentences, render_plain
 from pipeline.text.titles import TitleNormaliser
@@ -120,20 +122,21 @@ def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
     """page_id, reason. With Wikidata: P31 in the configured QIDs (pages without P31 are kept).
     Without: disambiguation pages (the magic word, a configured template, or a template whose own
     text carries the magic word) and titles matching the date patterns."""
-    articles = titles.where((F.col("namespace") == 0) & ~F.col("is_redirect")).select("page_id", "title")
+    articles = titles.where(is_article_title()).select("page_id", "title")
     if wikidata is not None:
         qids = config.dictionary.excluded_qids + config.dictionary.extra_excluded_qids
         return (wikidata.where(F.col("qid").isin(qids)).select("page_id").distinct()
                 .join(articles.select("page_id"), "page_id").withColumn("reason", F.lit("wikidata_type")))
     names = {n.strip() for n in config.dictionary.disambiguation_templates}
-    magic = pages.where((F.col("namespace") == 10) & F.col("wikitext").contains("__DISAMBIG__")).select("title")
+    magic = (pages.where((F.col("namespace") == 10) & F.col("wikitext").contains(DISAMBIGUATION_MAGIC_WORD))
+             .select("title"))
     names |= {row.title.split(":", 1)[1] for row in magic.collect() if ":" in row.title}
     folded = sorted({n[:1].lower() + n[1:] for n in names} | {n[:1].upper() + n[1:] for n in names})
     template = "|".join("[ _]+".join(re.escape(part) for part in n.split()) for n in folded)
-    disambiguation_rule = F.col("wikitext").contains("__DISAMBIG__")
+    disambiguation_rule = F.col("wikitext").contains(DISAMBIGUATION_MAGIC_WORD)
     if template:
         disambiguation_rule = disambiguation_rule | F.col("wikitext").rlike(r"\{\{\s*(" + template + r")\s*[|}]")
-    disambiguation = (pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()
+    disambiguation = (pages.where(is_article()
                                   & disambiguation_rule)
                       .select("page_id").withColumn("reason", F.lit("disambiguation")))
     is_date = _matches_any(config.dictionary.date_title_patterns)
@@ -143,8 +146,7 @@ def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
 
 def parse_articles(spark, pages: DataFrame, normaliser: TitleNormaliser, config: Config) -> DataFrame:
     """page_id, title, texts (running text outside links, in pieces), sentences: one parse per article."""
-    articles = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull()).select(
-        "page_id", "title", "wikitext")
+    articles = pages.where(is_article()).select("page_id", "title", "wikitext")
     rows = articles.rdd.mapPartitions(lambda part: _parsed(part, normaliser, config))
     return spark.createDataFrame(rows, PARSED_SCHEMA, verifySchema=False)
 

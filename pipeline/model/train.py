@@ -21,6 +21,7 @@ from pyspark.sql import types as T
 
 from pipeline import __version__
 from pipeline.config import Config
+from pipeline.ingest.derived import is_article_title
 from pipeline.ingest.dumpreader import SiteInfo
 from pipeline.model import lookups as lookup_paths
 from pipeline.model import slices, tables
@@ -103,7 +104,7 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
 
     excluded = write("excluded_targets", tables.excluded_targets(spark, pages, titles, config, wikidata_table))
     usable = write("usable_links", tables.article_links(links, config, excluded))
-    articles = titles.where((F.col("namespace") == 0) & ~F.col("is_redirect")).count()
+    articles = titles.where(is_article_title()).count()
     min_links = tables.effective_min_anchor_links(config, articles)
     per_shard = config.lookups.anchors_per_shard
     candidates_path = warehouse.table("candidate_anchors", wiki, snapshot)

@@ -24,6 +24,8 @@ HAS_SUBMISSION = "has_submission"
 # evaluated, but fewer links than a task needs: a NULL row (negative cache)
 TOO_FEW_LINKS = "too_few_links"
 OK = "ok"
+# the behaviour switch that marks a disambiguation page (or a template that makes one)
+DISAMBIGUATION_MAGIC_WORD = "__DISAMBIG__"
 
 
 def _names(values: list[str], prefix_namespace: int, normaliser: TitleNormaliser) -> set[str]:
@@ -53,7 +55,7 @@ class Eligibility:
             return NOT_MAIN_NAMESPACE
         if redirect_target:
             return REDIRECT
-        if is_disambiguation or page_id in self.disambiguation_ids or "__DISAMBIG__" in wikitext:
+        if is_disambiguation or page_id in self.disambiguation_ids or DISAMBIGUATION_MAGIC_WORD in wikitext:
             return DISAMBIGUATION
         if (now - revision_timestamp).total_seconds() < config.minimum_time_since_last_edit:
             return EDITED_RECENTLY
