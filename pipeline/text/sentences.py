@@ -15,7 +15,7 @@ from mwparserfromhell.wikicode import Wikicode
 
 from pipeline.text.matcher import word_count
 from pipeline.text.titles import TitleNormaliser
-from pipeline.text.wikilinks import INLINE_MARKUP, link_anchor, parse, trail_pattern
+from pipeline.text.wikilinks import INLINE_MARKUP, link_anchor, parse, trail_after, trail_pattern
 
 TRANSPARENT_TAGS = {"b", "i", "u", "big", "small", "span", "abbr", "em", "strong", "s", "font"}
 # ASCII-style ends need a space after them ("3.5", "U.S.A" are not ends); script ends do not
@@ -90,10 +90,7 @@ class _Renderer:
         title = self.normaliser.parse(str(node.title))
         if title is None or (not title.leading_colon and title.namespace in (6, 14, -2)):
             return 0  # files and categories are not text
-        trail = ""
-        if self.trail_re is not None and isinstance(following, Text):
-            match = self.trail_re.match(str(following))
-            trail = match.group(0) if match else ""
+        trail = trail_after(following, self.trail_re)
         anchor = link_anchor(node) + trail
         if anchor:
             start = self.length

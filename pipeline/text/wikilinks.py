@@ -45,6 +45,14 @@ def trail_pattern(link_trail: str) -> re.Pattern | None:
     return re.compile(f"[{link_trail}]+") if link_trail else None
 
 
+def trail_after(following, trail_re: re.Pattern | None) -> str:
+    """The link trail: the letters of the text node right after a link that MediaWiki joins to it."""
+    if trail_re is None or not isinstance(following, Text):
+        return ""
+    match = trail_re.match(str(following))
+    return match.group(0) if match else ""
+
+
 def parse(wikitext: str) -> Wikicode:
     return mwparserfromhell.parse(wikitext, skip_style_tags=False)
 
@@ -120,10 +128,7 @@ def extract_links(wikitext: str, normaliser: TitleNormaliser, link_trail: str = 
                 kind = "category"
             elif title.namespace in (6, -2):
                 kind = "file"
-        trail = ""
-        if kind == "link" and trail_re is not None and isinstance(following, Text):
-            match = trail_re.match(str(following))
-            trail = match.group(0) if match else ""
+        trail = trail_after(following, trail_re) if kind == "link" else ""
         anchor = link_anchor(node) + trail if kind == "link" else ""
         links.append(WikiLink(
             offset=offset, length=len(str(node)) + len(trail), target_raw=raw,
