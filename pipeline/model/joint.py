@@ -16,14 +16,15 @@ from pipeline.model import tables
 from pipeline.model.features import FEATURES
 from pipeline.model.train import (
     TrainedModel,
-    _publish_files,
     backtest,
     build_tables,
     curves_csv,
     fit,
     gate,
+    model_files,
     model_root,
     plot_curves,
+    publish_files,
     sha256_bytes,
     training_examples,
 )
@@ -55,21 +56,13 @@ def train_joint(spark, warehouse, configs: list[Config], name: str, force: bool 
                  "model_leakage_free": sha256_bytes(boosters["leakage_free"])}
     identity = checksums["model"] + json.dumps(base.to_dict()["model"], sort_keys=True) + ",".join(wikis)
     version = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    files = {
-        "model.json": boosters["reference"], "model.leakage_free.json": boosters["leakage_free"],
-        "features.json": json.dumps(FEATURES).encode(),
-        "config.json": json.dumps({c.wiki: c.to_dict() for c in configs}, indent=2, sort_keys=True,
-                                  ensure_ascii=False).encode(),
-        "training.json": json.dumps(training, indent=2, sort_keys=True).encode(),
-        "metrics.json": json.dumps({"protocols_by_wiki": curves_by_wiki, "released_for": released_for,
-                                    "reasons": reasons}, indent=2, sort_keys=True).encode(),
-        "checksums.json": json.dumps(checksums, indent=2, sort_keys=True).encode(),
-    }
+    files = model_files(boosters, checksums, {c.wiki: c.to_dict() for c in configs}, training,
+                        {"protocols_by_wiki": curves_by_wiki, "released_for": released_for, "reasons": reasons})
     for wiki, curves in curves_by_wiki.items():
         files[f"metrics.{wiki}.csv"] = curves_csv(curves).encode()
         files[f"backtest.{wiki}.png"] = plot_curves(curves, f"{name} on {wiki}")
     path = f"{model_root(warehouse, name)}/{version}"
-    _publish_files(warehouse, path, files)
+    publish_files(warehouse, path, files)
     released = all(released_for.values())
     latest = {"name": name, "version": version, "released": released, "released_for": released_for,
               "wikis": wikis, "trained_at": int(time.time()), "application_version": __version__}

@@ -490,19 +490,12 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     # what changes the model, not where it ran (spark, sinks, lookups and thread settings are left out)
     identity = checksums["model"] + model_config_sha(config)
     version = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    files = {
-        "model.json": boosters["reference"], "model.leakage_free.json": boosters["leakage_free"],
-        "features.json": json.dumps(FEATURES).encode(),
-        "config.json": json.dumps(config.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode(),
-        "training.json": json.dumps(training, indent=2, sort_keys=True).encode(),
-        "metrics.json": json.dumps({"wiki": wiki, "protocols": curves, "released": released, "reason": reason},
-                                   indent=2, sort_keys=True).encode(),
-        "metrics.csv": curves_csv(curves).encode(),
-        "backtest.png": plot_curves(curves, f"{wiki} backtest"),
-        "checksums.json": json.dumps(checksums, indent=2, sort_keys=True).encode(),
-    }
+    files = model_files(boosters, checksums, config.to_dict(), training,
+                        {"wiki": wiki, "protocols": curves, "released": released, "reason": reason})
+    files["metrics.csv"] = curves_csv(curves).encode()
+    files["backtest.png"] = plot_curves(curves, f"{wiki} backtest")
     path = f"{model_root(warehouse, wiki)}/{version}"
-    _publish_files(warehouse, path, files)
+    publish_files(warehouse, path, files)
     write_test_set(warehouse, config, path)
     latest = {"name": wiki, "version": version, "released": released, "reason": reason, "wikis": [wiki],
               "snapshot": snapshot, "trained_at": int(time.time()), "application_version": __version__,
@@ -511,7 +504,21 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     return TrainedModel(wiki, version, path, released, reason, curves, training)
 
 
-def _publish_files(warehouse, target: str, files: dict[str, bytes]) -> None:
+def model_files(boosters: dict[str, bytes], checksums: dict, config: dict, training: dict,
+                metrics: dict) -> dict[str, bytes]:
+    """The artifacts every model folder holds (a wiki's or a joint model's); curves and plots are added
+    by the caller, one set per wiki."""
+    return {
+        "model.json": boosters["reference"], "model.leakage_free.json": boosters["leakage_free"],
+        "features.json": json.dumps(FEATURES).encode(),
+        "config.json": json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False).encode(),
+        "training.json": json.dumps(training, indent=2, sort_keys=True).encode(),
+        "metrics.json": json.dumps(metrics, indent=2, sort_keys=True).encode(),
+        "checksums.json": json.dumps(checksums, indent=2, sort_keys=True).encode(),
+    }
+
+
+def publish_files(warehouse, target: str, files: dict[str, bytes]) -> None:
     local = tempfile.mkdtemp(prefix="linkrec-model-")
     try:
         for name, data in files.items():
@@ -547,7 +554,7 @@ def evaluate(spark, warehouse, config: Config, model_name: str | None = None) ->
     released, reason = gate(curves, config)
     if name != config.wiki:
         folder = f"{model_root(warehouse, name)}/{record['version']}/evaluations/{config.wiki}"
-        _publish_files(warehouse, folder, {"metrics.csv": curves_csv(curves).encode(),
+        publish_files(warehouse, folder, {"metrics.csv": curves_csv(curves).encode(),
                                            "backtest.png": plot_curves(curves, f"{name} on {config.wiki}")})
     public = {p: [{k: point[k] for k in ("threshold", "n_sentences", "precision", "recall")} for point in curve]
               for p, curve in curves.items()}
