@@ -19,7 +19,9 @@ EXIT_FAILED = 1
 EXIT_INCOMPLETE = 3
 
 
-class Context:
+class Invocation:
+    """One command line's global options, and the Spark session and warehouse it opens on first use."""
+
     def __init__(self, warehouse: str | None, config_files: tuple[str, ...], overrides: tuple[str, ...],
                  quiet: bool):
         self.warehouse_option = warehouse
@@ -121,7 +123,7 @@ class Linkrec(click.Group):
 @click.pass_context
 def main(ctx, warehouse, config_files, overrides, quiet):
     """linkrec: train the "Add a link" model and precompute link recommendations with Spark."""
-    ctx.obj = Context(warehouse, config_files, overrides, quiet)
+    ctx.obj = Invocation(warehouse, config_files, overrides, quiet)
 
 
 @main.group("config")
@@ -133,7 +135,7 @@ def config_group():
 @click.option("--wiki", required=True, help="Wiki database name, e.g. enwiki.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 @click.pass_obj
-def config_show(obj: Context, wiki, as_json):
+def config_show(obj: Invocation, wiki, as_json):
     """Print the effective configuration of a wiki and the files it came from."""
     try:
         config = obj.config(wiki)
@@ -145,7 +147,7 @@ def config_show(obj: Context, wiki, as_json):
         click.echo(config.to_toml(), nl=False)
 
 
-def _report_problems(obj: Context, problems: list[dict]) -> None:
+def _report_problems(obj: Invocation, problems: list[dict]) -> None:
     from pipeline.ingest.dumpreader import Problem
 
     shown = problems[:50]
@@ -155,7 +157,7 @@ def _report_problems(obj: Context, problems: list[dict]) -> None:
         click.echo(f"linkrec: … and {len(problems) - len(shown)} more problems", err=True)
 
 
-def _ingest(obj: Context, wiki, dump, table, index, siteinfo, snapshot, allow_truncated):
+def _ingest(obj: Invocation, wiki, dump, table, index, siteinfo, snapshot, allow_truncated):
     from pipeline.ingest import job
     from pipeline.progress import spark_progress
 
@@ -222,7 +224,7 @@ def with_options(options):
               help="With --table: siteinfo JSON (ours, or the MediaWiki API's meta=siteinfo answer).")
 @with_options(dump_options[1:])
 @click.pass_obj
-def ingest(obj: Context, wiki, dump, table, siteinfo, index, snapshot, allow_truncated, as_json):
+def ingest(obj: Invocation, wiki, dump, table, siteinfo, index, snapshot, allow_truncated, as_json):
     """Read a dump or a page table into the pages, titles and links tables."""
     if bool(dump) == bool(table):
         fail("give exactly one of --dump PATH or --table PATH", 2)
@@ -284,7 +286,7 @@ recommend_options = [
 @with_options(recommend_options)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def run(obj: Context, wiki, dump, index, snapshot, allow_truncated, as_json, **options):
+def run(obj: Invocation, wiki, dump, index, snapshot, allow_truncated, as_json, **options):
     """The main job for one wiki: ingest → train → backtest and gate → recommend → database and search
     index. Up-to-date tables and models are reused (--force rebuilds them)."""
     from pipeline.model.train import ModelError
@@ -319,7 +321,7 @@ def _input_is_ingested(warehouse, wiki: str, path: str, snapshot: str | None) ->
     return None
 
 
-def run_wiki(obj: Context, wiki: str, dump: str | None = None, table: str | None = None, index=None, snapshot=None,
+def run_wiki(obj: Invocation, wiki: str, dump: str | None = None, table: str | None = None, index=None, snapshot=None,
              allow_truncated=False, force=False, model_name=None, siteinfo=None, **options) -> tuple[dict, int]:
     """Ingest (unless this input is ingested already), train (unless the model is up to date), recommend,
     write the sinks. Returns the summary and the exit code."""
@@ -412,7 +414,7 @@ def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[s
 @click.option("--now", help="Reference time, ISO 8601 [default: now]; its day names the run for resuming.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, events, report_dir, ignore_gate,
+def nightly(obj: Invocation, wikis, dump_dir, tables, db, search_url, search_mode, events, report_dir, ignore_gate,
             allow_truncated, force, allow_mass_delete, now, as_json):
     """Per wiki: ingest when the input is newer, retrain when data or config changed, gate, select pages
     with the configured targeting, recommend, write the sinks and the report. One wiki failing does not
@@ -473,7 +475,7 @@ def nightly(obj: Context, wikis, dump_dir, tables, db, search_url, search_mode, 
 @click.option("--force", is_flag=True, help="Rebuild every table even when up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def train_command(obj: Context, wiki, wikis, name, wikidata, force, as_json):
+def train_command(obj: Invocation, wiki, wikis, name, wikidata, force, as_json):
     """Build the dictionaries, train, backtest under both protocols and apply the release gate."""
     from pipeline.model import train as model_train
     from pipeline.progress import spark_progress
@@ -510,7 +512,7 @@ def train_command(obj: Context, wiki, wikis, name, wikidata, force, as_json):
 @click.option("--model", "model_name", help="Model name (a wiki or a joint model) [default: the wiki's own].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def evaluate_command(obj: Context, wiki, model_name, as_json):
+def evaluate_command(obj: Invocation, wiki, model_name, as_json):
     """Micro precision and recall at thresholds 0.0 … 0.9 under the reference and leakage-free protocols."""
     from pipeline.model import train as model_train
 
@@ -569,7 +571,7 @@ def _now(value: str | None):
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _default_db(obj: Context, config: Config) -> str:
+def _default_db(obj: Invocation, config: Config) -> str:
     from pipeline.warehouse import resolve_root
 
     root = resolve_root(obj.warehouse_option)
@@ -607,7 +609,7 @@ def _write(spark, warehouse, config: Config, result, database, tags, db, search_
         raise
 
 
-def _open_sinks(obj: Context, config: Config, moment, db, search_url, search_mode, events):
+def _open_sinks(obj: Invocation, config: Config, moment, db, search_url, search_mode, events):
     from sinks.connect import open_database, open_tags
     from sinks.search import IndexTags, check_index
 
@@ -640,7 +642,7 @@ def _merge(total: dict, part: dict) -> dict:
     return total
 
 
-def _topic_source(obj: Context, config: Config, database, tags, topics_file: str | None):
+def _topic_source(obj: Invocation, config: Config, database, tags, topics_file: str | None):
     from sinks import index as search_index
     from sinks.search import IndexTags
     from targeting.topics import IndexTopics, TableTopics
@@ -660,7 +662,7 @@ def _topic_source(obj: Context, config: Config, database, tags, topics_file: str
     return IndexTopics(tags.client, tags.index, sorted(set(keywords.values())))
 
 
-def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_file=None, now=None, model_name=None,
+def _recommend(obj: Invocation, config: Config, pages=None, page_ids=None, titles_file=None, now=None, model_name=None,
                ignore_gate=False, force=False, dry_run=False, lookups_path=None, db=None, search_url=None,
                search_mode=None, events=None, targeting=None, limit=None, topics=None, report_dir=None,
                allow_mass_delete=False, earlier_stages: dict | None = None) -> dict:
@@ -776,7 +778,7 @@ def _recommend(obj: Context, config: Config, pages=None, page_ids=None, titles_f
     return summary
 
 
-def _where_line(obj: Context, config: Config, db, search_url, tags, outputs: list[str], dry_run: bool) -> str:
+def _where_line(obj: Invocation, config: Config, db, search_url, tags, outputs: list[str], dry_run: bool) -> str:
     """The last line of a recommend run: where its rows and tags are, and how to look at them."""
     from sinks.base import redact
     from sinks.search import EventTags
@@ -803,7 +805,7 @@ def _where_line(obj: Context, config: Config, db, search_url, tags, outputs: lis
 @with_options(recommend_options)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def recommend_command(obj: Context, wiki, as_json, **options):
+def recommend_command(obj: Invocation, wiki, as_json, **options):
     """Compute link recommendations for the selected pages (default: the configured targeting) and write them."""
     from pipeline.model.train import ModelError
 
@@ -821,7 +823,7 @@ def recommend_command(obj: Context, wiki, as_json, **options):
         emit_json(summary)
 
 
-def _article_ids_after(obj: Context, config: Config):
+def _article_ids_after(obj: Invocation, config: Config):
     """(cursor, limit) → the first `limit` article ids above `cursor`, asked of Spark (only they reach the driver)."""
     from pyspark.sql import functions as F
 
@@ -835,7 +837,7 @@ def _article_ids_after(obj: Context, config: Config):
                                   .limit(limit).collect()]
 
 
-def _articles(obj: Context, config: Config):
+def _articles(obj: Invocation, config: Config):
     """(page id, title, namespace, latest revision) of every main-namespace article of the current snapshot."""
     from pipeline.ingest.derived import is_article
     from pipeline.model.train import current_snapshot
@@ -860,7 +862,7 @@ def index_group():
 @click.option("--recreate", is_flag=True, help="Drop the index first if it exists (its tags are lost).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def index_init(obj: Context, wiki, search_url, topics, recreate, as_json):
+def index_init(obj: Invocation, wiki, search_url, topics, recreate, as_json):
     """Create <wiki>_content with id = page id, title, namespace and weighted_tags (topic tags)."""
     from pipeline.model.train import ModelError
     from sinks import index as search_index
@@ -894,7 +896,7 @@ def index_init(obj: Context, wiki, search_url, topics, recreate, as_json):
 @click.option("--limit", default=100, show_default=True, help="At most this many hits.")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON on the last line of stdout.")
 @click.pass_obj
-def search_command(obj: Context, query, wiki, search_url, limit, as_json):
+def search_command(obj: Invocation, query, wiki, search_url, limit, as_json):
     """Run a CirrusSearch-style query: hasrecommendation:link, -hasrecommendation:link,
     articletopic:<topic>[|<topic>…], combined with spaces (AND). Prints page id and title per hit.
     A query that starts with "-" goes after "--": linkrec search --wiki W --search-url URL -- -hasrecommendation:link"""
@@ -930,7 +932,7 @@ def search_command(obj: Context, query, wiki, search_url, limit, as_json):
 @click.option("--fix", is_flag=True, help="Repair: delete stale rows, set missing tags, clear stray tags.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def reconcile_command(obj: Context, wiki, db, search_url, search_mode, fix, as_json):
+def reconcile_command(obj: Invocation, wiki, db, search_url, search_mode, fix, as_json):
     """Check "tagged in search ⇔ a non-NULL row for the latest revision" and print the differences.
     Latest revisions come from the wiki's current snapshot when it is ingested, else from the rows."""
     from sinks import index as search_index
@@ -973,7 +975,7 @@ def bench_group():
 @click.option("--model", "model_name", help="Model name [default: the wiki's own].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @click.pass_obj
-def bench_speed(obj: Context, wiki, model_name, as_json):
+def bench_speed(obj: Invocation, wiki, model_name, as_json):
     """Articles per second per core: mwparserfromhell.parse alone, the engine, the Spark recommend job."""
     from pipeline.bench import speed
     from pipeline.model.train import ModelError
