@@ -34,3 +34,23 @@ def open_tags(wiki: str, now: datetime, index: str, search_url: str | None = Non
         from sinks.search import EventTags
         return EventTags(events, wiki, now)
     return None
+
+
+def open_sinks(config, moment: datetime, db: str, search_url: str | None, search_mode: str | None,
+               events: str | None) -> tuple[Database, Tags | None]:
+    """The database and the tags sink of a run, with the configured retries and timeouts; a search index
+    is checked (it answers, it exists) before anything expensive happens."""
+    from sinks.search import IndexTags, check_index
+
+    sinks = config.sinks
+    database = open_database(db, config.wiki, sinks.retries, sinks.backoff_seconds, timeout=sinks.timeout_seconds)
+    try:
+        tags = open_tags(config.wiki, moment, sinks.search_index.format(wiki=config.wiki), search_url,
+                         search_mode or sinks.search_mode, events, sinks.bulk_size, sinks.retries,
+                         sinks.backoff_seconds, sinks.timeout_seconds)
+        if isinstance(tags, IndexTags):
+            check_index(tags.client, search_url, tags.index)
+    except BaseException:
+        database.finish()
+        raise
+    return database, tags

@@ -187,3 +187,30 @@ def publish_from_executors(spark, warehouse, wiki: str, snapshot: str, output: s
         error.partial = totals  # what the other tasks wrote, for the summary
         raise error
     return totals
+
+
+def write_output(spark, warehouse, config, result, database, tags, db: str, search_url, search_mode, moment,
+                 force: bool, progress, allow_mass_delete: bool = False) -> Published:
+    """Rows and tags of one recommend output: from the executors into MariaDB and a search index, else
+    streamed through the driver into the single-file sinks (SQLite, an events file). A run that would
+    delete or clear too many tasks is refused first (`sinks.max_delete_share`)."""
+    from sinks.mariadb import MariaDbDatabase
+    from sinks.search import EventTags
+
+    sinks = config.sinks
+    spec = None
+    if sinks.from_executors and isinstance(database, MariaDbDatabase):
+        spec = SinkSpec(db, config.wiki, sinks.retries, sinks.backoff_seconds, sinks.batch_size, search_url,
+                        sinks.search_index.format(wiki=config.wiki), search_mode or sinks.search_mode, sinks.bulk_size,
+                        moment, force, sinks.timeout_seconds)
+    if not allow_mass_delete:
+        check_mass_delete(spark, result.output, database, sinks, spec)
+    if spec is not None and not isinstance(tags, EventTags):
+        return publish_from_executors(spark, warehouse, config.wiki, result.snapshot, result.output, spec)
+    totals = Published(search=None if tags is None else TagCounts())
+    try:
+        return publish(progress.wrap(page_results(spark, warehouse, config.wiki, result.snapshot, result.output)),
+                       database, tags, sinks.batch_size, force, totals)
+    except SinkError as exc:
+        exc.partial = totals  # what was written before the sink stopped, for the summary
+        raise

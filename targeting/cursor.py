@@ -10,8 +10,6 @@ def next_batch(database, wiki: str, pages_after, limit: int) -> list[int]:
     """The next pages after the stored cursor (the first ones again once the end was reached).
     `pages_after(cursor, limit)`: the first `limit` article ids above `cursor`, in order (a query, so
     that no list of every article is needed)."""
-    if limit <= 0:
-        raise ValueError("iterate targeting needs a limit above 0 (--limit N)")
     cursor = int(database.get_state(wiki, STATE_NAME) or 0)
     return pages_after(cursor, limit) or pages_after(-1, limit)
 

@@ -151,7 +151,7 @@ def ingest_dump(spark, warehouse: Warehouse, config: Config, dump_path: str, ind
     snapshot = snapshot or _date_in_name(dump_path)
     return _publish(spark, warehouse, config, pages, siteinfo, snapshot,
                     source={"kind": "dump", "path": source_path(dump_path), "format": fmt,
-                            "chunks": len(chunks), **_file_identity(dump_path)},
+                            "chunks": len(chunks), **file_identity(dump_path)},
                     problems_of=lambda: _dedupe(problems.value), started=started, warnings=warnings)
 
 
@@ -205,7 +205,7 @@ def ingest_table(spark, warehouse: Warehouse, config: Config, table_path: str,
         F.coalesce(F.col("wikitext"), F.lit("")).alias("wikitext"),
     )
     return _publish(spark, warehouse, config, pages, siteinfo, snapshot,
-                    source={"kind": "table", "path": source_path(table_path), **_file_identity(table_path)},
+                    source={"kind": "table", "path": source_path(table_path), **file_identity(table_path)},
                     problems_of=lambda: problems, started=started)
 
 
@@ -226,7 +226,7 @@ def source_path(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def _file_identity(path: str) -> dict:
+def file_identity(path: str) -> dict:
     """What tells a later run whether the input changed."""
     try:
         stat = os.stat(path)

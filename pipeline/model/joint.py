@@ -15,6 +15,7 @@ from pipeline.config import Config
 from pipeline.model import tables
 from pipeline.model.features import FEATURES
 from pipeline.model.train import (
+    ModelError,
     TrainedModel,
     backtest,
     build_tables,
@@ -32,7 +33,7 @@ from pipeline.model.train import (
 
 def train_joint(spark, warehouse, configs: list[Config], name: str, force: bool = False) -> TrainedModel:
     if not tables_ok_name(name):
-        raise ValueError(f"--name {name!r}: use letters, digits, '-' and '_'")
+        raise ModelError(f"--name {name!r}: use letters, digits, '-' and '_'")
     wikis = [c.wiki for c in configs]
     base = configs[0]
     examples: dict[str, list[np.ndarray]] = {p: [] for p in tables.PROTOCOLS}

@@ -1,8 +1,11 @@
-"""`linkrec bench speed`: articles per second per core for parsing alone, the per-article engine and
-the whole Spark recommend job, on the same articles. Figures, not tests."""
+"""Articles per second per core for parsing alone, the per-article engine and the whole Spark recommend
+job, on the same articles of an ingested wiki with a trained model. Figures, not tests.
+Usage: python benchmarks/speed.py --wiki W [--warehouse DIR] [--model NAME] [--json]"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import time
 
@@ -55,3 +58,26 @@ def speed(spark, warehouse, config: Config, now, model_name: str | None = None) 
         "spark_articles_per_s": round(n / spark_seconds / cores, 1),
         "spark_pages_read": result.pages,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wiki", required=True)
+    parser.add_argument("--warehouse")
+    parser.add_argument("--model")
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    from pipeline.jobs import Runtime, parse_now
+
+    runtime = Runtime(options.warehouse)
+    config = runtime.config(options.wiki)
+    result = speed(runtime.spark(config), runtime.warehouse(config), config, parse_now(None), options.model)
+    print(f"{options.wiki}: {result['articles']} articles; parse only {result['parse_articles_per_s']}/s, "
+          f"engine {result['engine_articles_per_s']}/s, Spark job {result['spark_articles_per_s']}/s per core "
+          f"({result['cores']} cores)")
+    if options.json:
+        print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,512 @@
+"""The jobs, callable from Python, the command line and spark-submit: ingest, train, recommend (with its
+targeting and sinks), run (ingest → train → gate → recommend → sinks) and nightly (run for many wikis)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+
+from pipeline.config import Config, ConfigError, load_config
+
+EXIT_INCOMPLETE = 3
+
+
+class UsageError(Exception):
+    """Options that contradict each other or cannot be parsed (the command line exits 2)."""
+
+
+class Runtime:
+    """What every job needs: the configuration layers, a Spark session and the warehouse (opened on
+    first use), the per-wiki lock, and where progress lines go."""
+
+    def __init__(self, warehouse: str | None = None, config_files: tuple[str, ...] = (),
+                 overrides: tuple[str, ...] = (), quiet: bool = False):
+        self.warehouse_option = warehouse
+        self.config_files = config_files
+        self.overrides = overrides
+        self.quiet = quiet
+        self._spark = None
+
+    def config(self, wiki: str, flags: dict | None = None) -> Config:
+        return load_config(wiki, self.config_files, self.overrides, flags)
+
+    def spark(self, config: Config):
+        if self._spark is None:
+            from pipeline.spark import get_spark
+            self._spark = get_spark(config.spark)
+        return self._spark
+
+    def warehouse(self, config: Config):
+        from pipeline.warehouse import Warehouse, resolve_root
+        return Warehouse(self.spark(config), resolve_root(self.warehouse_option))
+
+    def locked(self, wiki: str):
+        """The warehouse lock of one wiki (WarehouseBusy when another run holds it)."""
+        from pipeline.warehouse import resolve_root, wiki_lock
+        return wiki_lock(resolve_root(self.warehouse_option), wiki)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def default_db(self) -> str:
+        from pipeline.warehouse import resolve_root
+
+        root = resolve_root(self.warehouse_option)
+        if "://" in root:
+            raise UsageError("--db is required when the warehouse is not a local folder")
+        return f"sqlite:///{root}/linkrec.db"
+
+
+def parse_now(value: str | None) -> datetime:
+    """The reference time: ISO 8601 (UTC when no zone is given), or now."""
+    if not value:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--now {value!r}: expected an ISO 8601 time such as 2026-01-31T00:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# --- ingest ------------------------------------------------------------------------------------------
+
+
+def ingest(rt: Runtime, wiki: str, dump=None, table=None, index=None, siteinfo=None, snapshot=None,
+           allow_truncated=False):
+    """A dump or a page table → the wiki's tables; problems and warnings said on stderr. (config, result)."""
+    from pipeline.ingest import job
+    from pipeline.ingest.dumpreader import Problem
+    from pipeline.progress import spark_progress
+
+    config = rt.config(wiki, {"ingest": {"allow_truncated": True}} if allow_truncated else None)
+    spark, warehouse = rt.spark(config), rt.warehouse(config)
+    rt.say(f"linkrec: ingesting {dump or table} into {warehouse.root} …")
+    with spark_progress(spark, "ingest", rt.say):
+        if dump:
+            result = job.ingest_dump(spark, warehouse, config, dump, index, snapshot)
+        else:
+            result = job.ingest_table(spark, warehouse, config, table, siteinfo, snapshot)
+    shown = result.problems[:50]
+    for problem in shown:
+        print(f"linkrec: {problem['kind']}: {Problem(**problem).describe()}", file=sys.stderr)
+    if len(result.problems) > len(shown):
+        print(f"linkrec: … and {len(result.problems) - len(shown)} more problems", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"linkrec: warning: {warning}", file=sys.stderr)
+    for line in ingest_lines(result):
+        rt.say(line)
+    return config, result
+
+
+def ingest_lines(result) -> list[str]:
+    namespaces = ", ".join(f"{ns}: {n}" for ns, n in result.pages_per_namespace.items())
+    derived = result.derived
+    return [
+        f"{result.wiki} snapshot {result.snapshot}: {result.pages} pages ({namespaces})",
+        f"  main namespace: {result.ns0_articles} articles, {result.ns0_redirects} redirects",
+        f"  redirects: {derived.get('redirects')}; cycles: {len(derived.get('redirect_cycles', []))}",
+        f"  links in articles: {derived.get('links')} {derived.get('links_by_target')}",
+        f"  problems: {len(result.problems)}{' (truncated input)' if result.truncated else ''}; "
+        f"{result.seconds} s",
+    ]
+
+
+def ingest_exit(config: Config, result) -> int:
+    """Non-zero when pages were lost, unless truncation was allowed and truncation is all there was."""
+    from pipeline.ingest.job import accepted
+
+    return 0 if accepted(result.problems, config.ingest.allow_truncated) else EXIT_INCOMPLETE
+
+
+def ingested_already(warehouse, wiki: str, path: str, snapshot: str | None) -> dict | None:
+    """The manifest entry of the current snapshot when it was made from exactly this input file or folder."""
+    from pipeline.ingest.job import file_identity, source_path
+
+    manifest = warehouse.manifest(wiki) or {}
+    current = manifest.get("snapshots", {}).get(manifest.get("current_snapshot", ""), {})
+    source = current.get("source", {})
+    identity = {"path": source_path(path), **file_identity(path)}
+    same = (source.get("path") == identity["path"] and source.get("bytes") == identity.get("bytes")
+            and source.get("mtime") == identity.get("mtime"))
+    if same and (snapshot is None or snapshot == manifest.get("current_snapshot")):
+        return {**current, "snapshot": manifest["current_snapshot"]}
+    return None
+
+
+# --- train -------------------------------------------------------------------------------------------
+
+
+def train(rt: Runtime, config: Config, wikidata=None, force=False):
+    """Dictionaries, examples, XGBoost, backtests and the gate for one wiki, with progress lines."""
+    from pipeline.model import train as model_train
+    from pipeline.progress import spark_progress
+
+    rt.say(f"linkrec: training the {config.wiki} model (dictionaries, examples, XGBoost, backtests) …")
+    with spark_progress(rt.spark(config), "train", rt.say):
+        return model_train.train(rt.spark(config), rt.warehouse(config), config, wikidata, force)
+
+
+# --- recommend -----------------------------------------------------------------------------------------
+
+
+def selection(pages: str | None, page_ids: str | None, titles_file: str | None):
+    """The explicit selection: a page-id range, ids, or a file of titles."""
+    from pipeline.recommend.job import Selection
+
+    first = last = None
+    if pages:
+        try:
+            first, last = (int(x) for x in pages.split("-", 1))
+        except ValueError:
+            raise UsageError(f"--pages {pages!r}: expected a page-id range such as 100-200") from None
+        if first > last:
+            raise UsageError(f"--pages {pages!r}: the range is empty (the first id is above the last)")
+    ids: tuple[int, ...] = ()
+    if page_ids:
+        try:
+            ids = tuple(int(x) for x in page_ids.split(",") if x.strip())
+        except ValueError:
+            raise UsageError(f"--page-ids {page_ids!r}: expected comma-separated page ids") from None
+    titles: tuple[str, ...] = ()
+    if titles_file:
+        try:
+            with open(titles_file, encoding="utf-8") as handle:
+                titles = tuple(line.strip().replace("_", " ") for line in handle if line.strip())
+        except OSError as exc:
+            raise ConfigError(f"--titles-file {titles_file}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"--titles-file {titles_file}: not UTF-8 text (byte {exc.start})") from None
+    return Selection(first, last, ids, titles)
+
+
+def articles(rt: Runtime, config: Config):
+    """(page id, title, namespace, latest revision) of every main-namespace article of the current snapshot."""
+    from pipeline.ingest.derived import is_article
+    from pipeline.model.train import current_snapshot
+
+    warehouse = rt.warehouse(config)
+    pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))
+    rows = pages.where(is_article()).select("page_id", "title", "namespace", "revision_id").orderBy("page_id")
+    return [(r.page_id, r.title, r.namespace, r.revision_id) for r in rows.toLocalIterator()]
+
+
+def article_ids_after(rt: Runtime, config: Config):
+    """(cursor, limit) → the first `limit` article ids above `cursor`, asked of Spark (only they reach the driver)."""
+    from pyspark.sql import functions as F
+
+    from pipeline.ingest.derived import is_article
+    from pipeline.model.train import current_snapshot
+
+    warehouse = rt.warehouse(config)
+    pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))
+    ids = pages.where(is_article()).select("page_id")
+    return lambda cursor, limit: [r.page_id for r in ids.where(F.col("page_id") > cursor).orderBy("page_id")
+                                  .limit(limit).collect()]
+
+
+def topic_source(rt: Runtime, config: Config, database, tags, topics_file: str | None):
+    """Topic membership and task counts: from a topic table and the database, or from the index."""
+    from sinks import index as search_index
+    from sinks.search import IndexTags
+    from targeting.topics import IndexTopics, TableTopics
+
+    if topics_file:
+        table = search_index.load_topic_table(topics_file)
+        ids = {title: page_id for page_id, title, _, _ in articles(rt, config)}
+        members: dict[str, set[int]] = {}
+        for title, labels in table.items():
+            if title in ids:
+                for label in labels:
+                    members.setdefault(label, set()).add(ids[title])
+        return TableTopics(members, database)
+    if not isinstance(tags, IndexTags):
+        raise ConfigError("topic targeting needs --search-url (topics from the index) or --topics FILE")
+    keywords, _, _ = search_index.topic_vocabulary()
+    return IndexTopics(tags.client, tags.index, sorted(set(keywords.values())))
+
+
+def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=None, now=None,
+              model_name=None, ignore_gate=False, force=False, dry_run=False, lookups_path=None, db=None,
+              search_url=None, search_mode=None, events=None, targeting=None, limit=None, topics=None,
+              report_dir=None, allow_mass_delete=False, earlier_stages: dict | None = None) -> dict:
+    """Pages chosen by the targeting → recommendations → database rows and search tags, in rounds when
+    the targeting asks for them; the report; old outputs pruned. The summary."""
+    from pipeline.progress import Progress, spark_progress
+    from pipeline.recommend.job import Selection, prune_runs
+    from pipeline.recommend.job import recommend as compute
+    from sinks.base import SinkError, redact
+    from sinks.connect import open_sinks
+    from sinks.results import write_output
+    from targeting import rounds
+
+    wiki = config.wiki
+    explicit = bool(pages or page_ids or titles_file)
+    chosen = selection(pages, page_ids, titles_file) if explicit else Selection()
+    strategy = "explicit" if explicit else (targeting or config.targeting.strategy)
+    moment = now if isinstance(now, datetime) else parse_now(now)
+    db = db or (None if dry_run else rt.default_db())
+    database, tags = (None, None) if dry_run else open_sinks(config, moment, db, search_url, search_mode, events)
+    outputs: list[str] = []
+    topic_counts = None
+    try:
+        submitted, rejected = database.submissions() if database is not None else (set(), {})
+        spark, warehouse = rt.spark(config), rt.warehouse(config)
+
+        def one_round(picked: Selection) -> dict:
+            rt.say(f"linkrec: recommending for {wiki} …")
+            with spark_progress(spark, "recommend", rt.say):
+                result = compute(spark, warehouse, config, picked, moment, model_name, ignore_gate, submitted,
+                                 rejected, lookups_path)
+            outputs.append(result.output)
+            part = result.summary()
+            if result.unmatched:
+                shown = ", ".join(repr(name) for name in result.unmatched[:20])
+                print(f"linkrec: warning: {len(result.unmatched)} of the pages asked for match no page of the "
+                      f"snapshot: {shown}{' …' if len(result.unmatched) > 20 else ''}", file=sys.stderr)
+            rt.say(f"  {part['pages_read']} pages, {part['eligible']} eligible, {part['with_links']} with links "
+                   f"({part['links']} links), {part['null_rows']} NULL rows; skipped {part['skipped']}")
+            mark = time.time()
+            if database is not None:
+                rt.say(f"linkrec: writing to {redact(db)}"
+                       f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
+                progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
+                                    rt.say)
+                try:
+                    published = write_output(spark, warehouse, config, result, database, tags, db, search_url,
+                                             search_mode, moment, force, progress, allow_mass_delete)
+                except SinkError as exc:
+                    partial = getattr(exc, "partial", None)
+                    exc.summary = {**part, **(partial.summary() if partial else {}), "error": str(exc)}
+                    raise
+                part.update(published.summary())
+            part["seconds_per_stage"] = {"recommend": part["seconds"], "write": round(time.time() - mark, 2)}
+            return part
+
+        if strategy == "iterate":
+            summary = rounds.iterate(database, wiki, article_ids_after(rt, config), limit or config.targeting.limit,
+                                     one_round)
+        elif strategy == "topics":
+            source = topic_source(rt, config, database, tags, topics)
+            summary, topic_counts = rounds.fill_topics(source, config.targeting, one_round, dry_run, rt.say)
+        else:
+            summary = one_round(chosen)
+            summary["targeting"] = {"strategy": strategy}
+        summary["dry_run"] = dry_run
+        if "changed" in summary:
+            rt.say(f"  database: {summary['database']}")
+            if "search" in summary:
+                rt.say(f"  search: {summary['search']}")
+            rt.say("  nothing changed" if not summary["changed"] else "  changes written")
+        summary["seconds_per_stage"] = {**(earlier_stages or {}), **summary.get("seconds_per_stage", {})}
+        if report_dir:
+            from pipeline.report import build_report, write_report
+
+            run_id = moment.strftime("%Y%m%dT%H%M%S")
+            report, images = build_report(spark, warehouse, wiki, run_id, summary, outputs, topic_counts)
+            summary["report"] = dict(zip(("json", "html"), write_report(report_dir, report, images), strict=True))
+            rt.say(f"linkrec: report {summary['report']['html']}")
+        summary["pruned_runs"] = len(prune_runs(warehouse, wiki, config.recommend.keep_runs, outputs))
+        rt.say(where_line(config, db, search_url, tags, outputs, dry_run))
+    finally:
+        for sink in (database, tags):
+            if sink is not None:
+                sink.finish()
+    return summary
+
+
+def where_line(config: Config, db, search_url, tags, outputs: list[str], dry_run: bool) -> str:
+    """The last line of a recommend run: where its rows and tags are, and how to look at them."""
+    from sinks.base import redact
+    from sinks.search import EventTags
+    from sinks.table import RECOMMENDATIONS
+
+    if dry_run:
+        return f"linkrec: dry run, nothing written; the computed rows are in {outputs[-1] if outputs else '-'}"
+    if db.startswith("sqlite:///"):
+        path = db[len("sqlite:///"):]
+        where = (f"rows in {path} (look: sqlite3 {path} "
+                 f"'SELECT gelr_page, gelr_revision, length(gelr_data) FROM {RECOMMENDATIONS} LIMIT 10')")
+    else:
+        where = f"rows in {redact(db)}, table {RECOMMENDATIONS}"
+    if isinstance(tags, EventTags):
+        where += f"; tag events in {tags.path}"
+    elif search_url:
+        where += (f"; tags in {config.sinks.search_index.format(wiki=config.wiki)} (look: linkrec search --wiki "
+                  f"{config.wiki} --search-url {redact(search_url)} hasrecommendation:link)")
+    return f"linkrec: {where}"
+
+
+# --- run and nightly -----------------------------------------------------------------------------------
+
+
+def run_wiki(rt: Runtime, wiki: str, dump: str | None = None, table: str | None = None, index=None, snapshot=None,
+             allow_truncated=False, force=False, model_name=None, siteinfo=None, **options) -> tuple[dict, int]:
+    """Ingest (unless this input is ingested already), train (unless the model is up to date), recommend,
+    write the sinks. Returns the summary and the exit code."""
+    from pipeline.model import train as model_train
+    from sinks.base import SinkError
+
+    started = time.time()
+    stages: dict[str, float] = {}
+    summary: dict = {"wiki": wiki}
+    config = rt.config(wiki, {"ingest": {"allow_truncated": True}} if allow_truncated else None)
+    warehouse = rt.warehouse(config)
+    current = None if force else ingested_already(warehouse, wiki, dump or table, snapshot)
+    if current is not None:
+        rt.say(f"linkrec: {dump or table} is already ingested (snapshot {current['snapshot']}); reusing it")
+        summary["ingest"] = {"reused": True, "snapshot": current["snapshot"], "problems": current.get("problems", 0)}
+        incomplete = bool(current.get("problems")) and not (current.get("truncated") and allow_truncated)
+    else:
+        config, result = ingest(rt, wiki, dump, table, index, siteinfo, snapshot, allow_truncated)
+        summary["ingest"] = result.summary()
+        incomplete = ingest_exit(config, result) != 0
+    stages["ingest"] = round(time.time() - started, 2)
+    if incomplete:
+        # a reused snapshot printed its problems when it was ingested, so say here what they were
+        what = "see above" if current is None else (
+            f"snapshot {current['snapshot']} was ingested with {current.get('problems')} problem(s)"
+            f"{', the input is truncated' if current.get('truncated') else ''}")
+        rt.say(f"linkrec: stopping after ingestion: the input is incomplete ({what}); "
+               "--allow-truncated continues with the complete pages")
+        summary["seconds_per_stage"] = stages
+        return summary, EXIT_INCOMPLETE
+    mark = time.time()
+    if model_name is None:
+        record = None if force else model_train.up_to_date_model(warehouse, config)
+        if record is not None:
+            rt.say(f"linkrec: model {wiki} {record['version']} is up to date; reusing it ({record['reason']})")
+            summary["train"] = {"reused": True, "version": record["version"], "released": record["released"]}
+        else:
+            trained = train(rt, config, force=force)
+            rt.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
+            summary["train"] = {"reused": False, **trained.summary()}
+    stages["train"] = round(time.time() - mark, 2)
+    try:
+        summary["recommend"] = recommend(rt, config, model_name=model_name, force=force, earlier_stages=stages,
+                                         **options)
+    except SinkError as exc:
+        exc.summary = {**summary, "recommend": getattr(exc, "summary", {}), "error": str(exc)}
+        raise
+    summary["seconds_per_stage"] = summary["recommend"]["seconds_per_stage"]
+    summary["seconds"] = round(time.time() - started, 2)
+    return summary, 0
+
+
+def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[str | None, str | None]:
+    """(dump, table) of one wiki: the newest file in DUMP_DIR named <wiki>-*, or PATH/wiki=<wiki> (or PATH/<wiki>)."""
+    if tables:
+        for folder in (os.path.join(tables, f"wiki={wiki}"), os.path.join(tables, wiki)):
+            if os.path.isdir(folder):
+                return None, folder
+        raise ConfigError(f"{tables}: no wiki={wiki} (or {wiki}) folder")
+    try:
+        names = [n for n in os.listdir(dump_dir) if n.startswith(f"{wiki}-") and "index" not in n]
+    except OSError as exc:
+        raise ConfigError(f"--dump-dir {dump_dir}: {exc.strerror}") from None
+    if not names:
+        raise ConfigError(f"{dump_dir}: no dump named {wiki}-*")
+    paths = [os.path.join(dump_dir, n) for n in names]
+    return max(paths, key=lambda path: (os.path.getmtime(path), path)), None
+
+
+def nightly(rt: Runtime, wikis: list[str], dump_dir=None, tables=None, now=None, db=None, events=None, force=False,
+            **options) -> dict:
+    """`run_wiki` for each wiki, each isolated (one failing does not stop the others) and resumable: the
+    day of `now` names the run, and a re-run that day skips the wikis already done."""
+    moment = parse_now(now)
+    run_id = moment.strftime("%Y%m%d")
+    warehouse = rt.warehouse(rt.config(wikis[0]))
+    state_path = f"{warehouse.root}/_nightly/{run_id}.json"
+    state = json.loads(warehouse.read_text(state_path) or '{"wikis": {}}')
+    outcome: dict = {"run": run_id, "wikis": {}}
+    for wiki in wikis:
+        if state["wikis"].get(wiki, {}).get("status") == "ok" and not force:
+            rt.say(f"linkrec: {wiki}: done already in run {run_id}; skipped")
+            outcome["wikis"][wiki] = {"status": "done_earlier"}
+            continue
+        rt.say(f"linkrec: === {wiki} ===")
+        try:
+            dump, table = newest_input(wiki, dump_dir, tables)
+            siteinfo = os.path.join(tables, f"{wiki}-siteinfo.json") if tables else None
+            with rt.locked(wiki):
+                summary, code = run_wiki(
+                    rt, wiki, dump=dump, table=table, force=force, now=moment,
+                    siteinfo=siteinfo if siteinfo and os.path.exists(siteinfo) else None,
+                    db=db.replace("{wiki}", wiki) if db else None,
+                    events=os.path.join(events, "") if events else None, **options)
+            entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
+        except Exception as exc:  # noqa: BLE001 - one wiki's failure must not stop the others
+            rt.say(f"linkrec: {wiki} failed: {exc}")
+            entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        outcome["wikis"][wiki] = entry
+        state["wikis"][wiki] = {k: v for k, v in entry.items() if k != "summary"}
+        warehouse.write_text(state_path, json.dumps(state, indent=2, sort_keys=True))
+    outcome["failed"] = [w for w, e in outcome["wikis"].items() if e["status"] in ("failed", "incomplete")]
+    rt.say(f"linkrec: nightly {run_id}: {len(wikis) - len(outcome['failed'])} of {len(wikis)} wikis done"
+           + (f"; failed: {', '.join(outcome['failed'])}" if outcome["failed"] else ""))
+    return outcome
+
+
+# --- the development index, search and reconcile ---------------------------------------------------------
+
+
+def index_init(rt: Runtime, wiki: str, search_url: str, topics=None, recreate=False) -> dict:
+    """<wiki>_content with one document per article and its topic tags."""
+    from sinks import index as search_index
+    from sinks.search import client_for, search_errors
+
+    config = rt.config(wiki)
+    name = config.sinks.search_index.format(wiki=wiki)
+    table = search_index.load_topic_table(topics) if topics else {}
+    client = client_for(search_url, config.sinks.timeout_seconds)
+    with search_errors(search_url, name):
+        client.info()  # a search server answers before the articles are read
+    documents = [(page_id, title, namespace, search_index.topic_tags(table.get(title, {})))
+                 for page_id, title, namespace, _ in articles(rt, config)]
+    with search_errors(search_url, name):
+        search_index.create_index(client, name, recreate)
+        indexed = search_index.index_documents(client, name, documents, config.sinks.bulk_size)
+    with_topics = sum(1 for document in documents if document[3])
+    rt.say(f"linkrec: {name}: {indexed} articles indexed, {with_topics} with topic tags")
+    return {"wiki": wiki, "index": name, "documents": indexed, "with_topics": with_topics}
+
+
+def search(rt: Runtime, wiki: str, search_url: str, query: str, limit: int) -> dict:
+    """A CirrusSearch-style query on <wiki>_content: the total and the first `limit` hits."""
+    from sinks import index as search_index
+    from sinks.search import client_for, search_errors
+
+    config = rt.config(wiki)
+    keywords, _, _ = search_index.topic_vocabulary()
+    body = search_index.parse_query(query, keywords)
+    client = client_for(search_url, config.sinks.timeout_seconds)
+    name = config.sinks.search_index.format(wiki=wiki)
+    with search_errors(search_url, name):
+        total = search_index.count(client, name, body)
+        hits = search_index.search(client, name, body, limit)
+    return {"query": query, "total": total, "hits": [{"page_id": p, "title": t} for p, t in hits]}
+
+
+def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix=False):
+    """Database rows against index tags (latest revisions from the ingested snapshot when there is one)."""
+    from sinks import index as search_index
+    from sinks.connect import open_sinks
+    from sinks.reconcile import reconcile as compare_and_fix
+    from sinks.search import search_errors
+
+    config = rt.config(wiki)
+    found = articles(rt, config) if rt.warehouse(config).manifest(wiki) else None
+    database, tags = open_sinks(config, parse_now(None), db or rt.default_db(), search_url, search_mode, None)
+    try:
+        latest = None if found is None else {page_id: revision for page_id, _, _, revision in found}
+        titles = {page_id: title for page_id, title, _, _ in found or []}
+        with search_errors(search_url, tags.index):
+            tagged = search_index.tagged_pages(tags.client, tags.index)
+        return compare_and_fix(database, tags, tagged, latest, fix, titles)
+    finally:
+        database.finish()
+        tags.finish()
