@@ -84,11 +84,29 @@ def test_evaluate_prints_both_protocols(trained, warehouse_dir):
                                    for p, c in trained[0]["protocols"].items()}
 
 
-def test_failing_gate_keeps_the_model_unreleased(trained, warehouse_dir):
+def test_failing_gate_keeps_the_model_unreleased(trained, warehouse_dir, tmp_path):
     result = run_cli(["--warehouse", str(warehouse_dir), "--set", "gate.min_precision=0.999", "evaluate", "--wiki",
                       "ltgwiki", "--json"])
+    assert result.exit_code == 0  # evaluating reports the gate; it releases nothing
     report = last_json(result.stdout)
     assert report["gate"].startswith("not released: precision")
+    assert json.loads((warehouse_dir / "models" / "ltgwiki" / "LATEST.json").read_text())["released"]
+    # a model trained under the strict gate (in a copy of the warehouse) is recorded as unreleased and not used
+    import shutil
+
+    copy = tmp_path / "warehouse"
+    for table in ("pages", "siteinfo", "titles", "links", "_manifests"):
+        source = warehouse_dir / table / "wiki=ltgwiki" if table not in ("_manifests",) else warehouse_dir / table
+        shutil.copytree(source, copy / table / "wiki=ltgwiki" if table != "_manifests" else copy / table)
+    strict = run_cli(["--warehouse", str(copy), "--set", "gate.min_precision=0.999", "train", "--wiki", "ltgwiki",
+                      "--json"])
+    assert strict.exit_code == 0, strict.stderr
+    summary = last_json(strict.stdout)
+    assert summary["released"] is False and summary["reason"].startswith("not released: precision")
+    latest = json.loads((copy / "models" / "ltgwiki" / "LATEST.json").read_text())
+    assert latest["released"] is False and latest["version"] == summary["version"]
+    refused = run_cli(["--warehouse", str(copy), "recommend", "--wiki", "ltgwiki", "--page-ids", "39", "--dry-run"])
+    assert refused.exit_code == 1 and "is not released for ltgwiki" in refused.stderr
 
 
 def test_disambiguation_pages_are_excluded_targets(spark, trained, warehouse_dir):

@@ -206,12 +206,24 @@ def test_gate_refuses_an_unreleased_model(ingested, warehouse_dir, ltg_model, tm
         latest.write_text(json.dumps(record))
 
 
-def test_dry_run_writes_nothing(ingested, warehouse_dir, ltg_model, tmp_path):
-    result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--pages", "1-200",
-                      "--dry-run", "--json"])
-    summary = last_json(result.stdout)
-    assert summary["dry_run"] and "database" not in summary and summary["pages_read"] > 0
-    assert not (warehouse_dir / "linkrec.db").exists()
+def test_dry_run_writes_nothing(ingested, warehouse_dir, ltg_model, tmp_path, mariadb_url):
+    import pymysql
+
+    from sinks.mariadb import connection_options
+
+    db_file, events = tmp_path / "wiki.db", tmp_path / "events"
+    for sinks in (["--db", f"sqlite:///{db_file}", "--events", f"{events}/"], ["--db", mariadb_url], []):
+        result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--pages", "1-200",
+                          "--now", "2026-01-01T00:00:00Z", "--dry-run", "--json", *sinks])
+        assert result.exit_code == 0, result.stderr
+        summary = last_json(result.stdout)
+        assert summary["dry_run"] and "database" not in summary and summary["with_links"] > 0
+    assert not db_file.exists() and not events.exists() and not (warehouse_dir / "linkrec.db").exists()
+    connection = pymysql.connect(**connection_options(mariadb_url))
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW TABLES")
+        assert cursor.fetchall() == ()  # not even the schema
+    connection.close()
 
 
 def run_rows(warehouse_dir, args):

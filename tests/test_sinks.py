@@ -278,6 +278,19 @@ def test_bulk_requests_are_bounded_and_never_carry_an_empty_tag_list():
         assert len(operations) == 14 and all("upsert" not in op and "doc_as_upsert" not in op for op in operations)
     cirrus = bulk_operations(changes, "x_content", "cirrus")
     assert all(op["script"]["params"]["source"]["weighted_tags"] for op in cirrus[1::2])
+    # what reaches the server: requests of at most bulk_size updates, every page once
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Recorder.bodies = []
+    try:
+        tags = IndexTags(f"http://127.0.0.1:{server.server_port}", "x_content", "cirrus", bulk_size=3)
+        counts = tags.apply(changes)
+        tags.finish()
+    finally:
+        server.shutdown()
+    updates = [[json.loads(line)["update"]["_id"] for line in body.splitlines()[::2]] for body in Recorder.bodies]
+    assert [len(batch) for batch in updates] == [3, 3, 1] and counts.requests == 3
+    assert sorted(int(page) for batch in updates for page in batch) == list(range(1, 8))
 
 
 @pytest.fixture
