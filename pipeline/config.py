@@ -73,10 +73,18 @@ class DictionaryConfig:
     small_wiki_min_anchor_links: int = 1
     min_link_probability: float = 0.065
     excluded_anchor_patterns: list[str] = field(default_factory=lambda: [r"^\d+$", r"^\d+[/-]\d+$", r"^\w$"])
-    excluded_qids: list[str] = field(default_factory=list)
+    # the reference's types that are never link targets: disambiguation and list pages, dates, units, names
+    excluded_qids: list[str] = field(default_factory=lambda: [
+        "Q4167410", "Q13406463",
+        "Q3186692", "Q577", "Q573", "Q39911", "Q578", "Q36507", "Q47150325", "Q47018478", "Q205892",
+        "Q14795564", "Q18340514",
+        "Q1978718", "Q1790144", "Q1302471", "Q3647172", "Q2916980", "Q3550873", "Q8142", "Q27084",
+        "Q202444", "Q1243157", "Q3409032", "Q12308941", "Q11879590",
+    ])
     extra_excluded_qids: list[str] = field(default_factory=list)
-    disambiguation_templates: list[str] = field(default_factory=list)
-    date_title_patterns: list[str] = field(default_factory=list)
+    disambiguation_templates: list[str] = field(default_factory=lambda: ["Disambiguation", "Disambig", "Dab"])
+    date_title_patterns: list[str] = field(default_factory=lambda: [r"^\d{1,4}$", r"^\d{1,4} (BC|AD|BCE|CE)$",
+                                                                    r"^\d{1,4}s$"])
 
     def check(self) -> None:
         _positive(self.min_anchor_links, "dictionary.min_anchor_links")

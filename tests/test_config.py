@@ -122,3 +122,17 @@ def test_every_shared_wiki_excludes_its_reference_sections(wiki):
     found = reference_like_headings(DUMPS[wiki])
     assert found, "the dump has reference sections"
     assert {name for name in found if name.casefold() not in excluded} == set()
+
+
+def test_the_packaged_defaults_and_the_code_defaults_agree():
+    """configs/default.toml names every key the code has, with the same default, and nothing else."""
+    from pipeline.config import Config
+
+    text = (DUMPS["enwiki"].parents[3] / "configs" / "default.toml").read_text(encoding="utf-8")
+    packaged = tomllib.loads(text)
+    coded = {name: section for name, section in Config(wiki="xxwiki").to_dict().items() if isinstance(section, dict)}
+    assert set(packaged) == set(coded)
+    for name, section in coded.items():
+        assert set(packaged[name]) == set(section), name
+        for key, value in section.items():
+            assert packaged[name][key] == value, f"{name}.{key}"
