@@ -44,7 +44,7 @@ def exit_code(exc: Exception) -> int | None:
     from pipeline.model.train import ModelError
     from pipeline.warehouse import WarehouseBusy
     from sinks.base import MassDeleteRefused, SinkError, SinkUnusable
-    from sinks.index import QueryError
+    from sinks.query import QueryError
 
     for kinds, code in (((UsageError, QueryError), EXIT_USAGE), ((WarehouseBusy,), EXIT_INCOMPLETE),
                         ((SinkUnusable, ConfigError, DumpError, ModelError, MassDeleteRefused), EXIT_FAILED),

@@ -210,12 +210,12 @@ def article_ids_after(rt: Runtime, config: Config):
 
 def topic_source(rt: Runtime, config: Config, database, tags, topics_file: str | None):
     """Topic membership and task counts: from a topic table and the database, or from the index."""
-    from sinks import index as search_index
     from sinks.search import IndexTags
+    from sinks.topic_table import load_topic_table, topic_vocabulary
     from targeting.topics import IndexTopics, TableTopics
 
     if topics_file:
-        table = search_index.load_topic_table(topics_file)
+        table = load_topic_table(topics_file)
         ids = {title: page_id for page_id, title, _, _ in articles(rt, config)}
         members: dict[str, set[int]] = {}
         for title, labels in table.items():
@@ -225,7 +225,7 @@ def topic_source(rt: Runtime, config: Config, database, tags, topics_file: str |
         return TableTopics(members, database)
     if not isinstance(tags, IndexTags):
         raise ConfigError("topic targeting needs --search-url (topics from the index) or --topics FILE")
-    keywords, _, _ = search_index.topic_vocabulary()
+    keywords, _, _ = topic_vocabulary()
     return IndexTopics(tags.client, tags.index, sorted(set(keywords.values())))
 
 
@@ -458,14 +458,15 @@ def index_init(rt: Runtime, wiki: str, search_url: str, topics=None, recreate=Fa
     """<wiki>_content with one document per article and its topic tags."""
     from sinks import index as search_index
     from sinks.search import client_for, search_errors
+    from sinks.topic_table import load_topic_table, topic_tags
 
     config = rt.config(wiki)
     name = config.sinks.search_index.format(wiki=wiki)
-    table = search_index.load_topic_table(topics) if topics else {}
+    table = load_topic_table(topics) if topics else {}
     client = client_for(search_url, config.sinks.timeout_seconds)
     with search_errors(search_url, name):
         client.info()  # a search server answers before the articles are read
-    documents = [(page_id, title, namespace, search_index.topic_tags(table.get(title, {})))
+    documents = [(page_id, title, namespace, topic_tags(table.get(title, {})))
                  for page_id, title, namespace, _ in articles(rt, config)]
     with search_errors(search_url, name):
         search_index.create_index(client, name, recreate)
@@ -477,24 +478,25 @@ def index_init(rt: Runtime, wiki: str, search_url: str, topics=None, recreate=Fa
 
 def search(rt: Runtime, wiki: str, search_url: str, query: str, limit: int) -> dict:
     """A CirrusSearch-style query on <wiki>_content: the total and the first `limit` hits."""
-    from sinks import index as search_index
+    from sinks import query as queries
     from sinks.search import client_for, search_errors
+    from sinks.topic_table import topic_vocabulary
 
     config = rt.config(wiki)
-    keywords, _, _ = search_index.topic_vocabulary()
-    body = search_index.parse_query(query, keywords)
+    keywords, _, _ = topic_vocabulary()
+    body = queries.parse_query(query, keywords)
     client = client_for(search_url, config.sinks.timeout_seconds)
     name = config.sinks.search_index.format(wiki=wiki)
     with search_errors(search_url, name):
-        total = search_index.count(client, name, body)
-        hits = search_index.search(client, name, body, limit)
+        total = queries.count(client, name, body)
+        hits = queries.search(client, name, body, limit)
     return {"query": query, "total": total, "hits": [{"page_id": p, "title": t} for p, t in hits]}
 
 
 def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix=False):
     """Database rows against index tags (latest revisions from the ingested snapshot when there is one)."""
-    from sinks import index as search_index
     from sinks.connect import open_sinks
+    from sinks.query import tagged_pages
     from sinks.reconcile import reconcile as compare_and_fix
     from sinks.search import search_errors
 
@@ -505,7 +507,7 @@ def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix
         latest = None if found is None else {page_id: revision for page_id, _, _, revision in found}
         titles = {page_id: title for page_id, title, _, _ in found or []}
         with search_errors(search_url, tags.index):
-            tagged = search_index.tagged_pages(tags.client, tags.index)
+            tagged = tagged_pages(tags.client, tags.index)
         return compare_and_fix(database, tags, tagged, latest, fix, titles)
     finally:
         database.finish()

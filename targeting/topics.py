@@ -7,18 +7,20 @@ from __future__ import annotations
 import random
 import zlib
 
+from sinks.topic_table import TOPIC_PREFIX
+
 
 class IndexTopics:
     """Topics, task counts and candidates from the search index (articletopic weighted tags)."""
 
     def __init__(self, client, index: str, labels: list[str]):
-        from sinks import index as search_index
+        from sinks import query
 
-        self.client, self.index, self.search = client, index, search_index
+        self.client, self.index, self.search = client, index, query
         self.labels = [label for label in labels if self._count(self._topic(label)) > 0]
 
     def _topic(self, label: str) -> dict:
-        return {"terms": {"weighted_tags": [f"{self.search.TOPIC_PREFIX}/{label}"]}}
+        return {"terms": {"weighted_tags": [f"{TOPIC_PREFIX}/{label}"]}}
 
     def _count(self, clause: dict, tasks: bool | None = None) -> int:
         return self.search.count(self.client, self.index, self._query(clause, tasks))

@@ -14,11 +14,13 @@ import pymysql
 import pytest
 
 from sinks import index as search_index
+from sinks import query as queries
 from sinks.base import CLEAR, SET, PageResult, SinkError, TagChange, publish
 from sinks.connect import open_database
 from sinks.mariadb import MariaDbDatabase, connection_options
 from sinks.reconcile import compare
 from sinks.search import EventTags, IndexTags, bulk_operations, client_for, replay_events
+from sinks.topic_table import topic_vocabulary
 from tests.conftest import FIXTURES, last_json, mariadb_admin, run_cli
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -328,7 +330,7 @@ def test_painless_updates_replace_only_their_group_and_rerun_as_noops(search_ser
     assert (second.tags_set, second.tags_cleared, second.unchanged, second.document_missing) == (0, 0, 4, 1)
     tags.finish()
     client.indices.refresh(index=name)
-    assert search_index.tagged_pages(client, name) == {1, 4}
+    assert queries.tagged_pages(client, name) == {1, 4}
 
 
 def test_events_carry_the_required_fields_and_only_changes(tmp_path):
@@ -354,18 +356,18 @@ def test_events_carry_the_required_fields_and_only_changes(tmp_path):
 
 
 def test_query_translation_follows_cirrussearch():
-    keywords, _, _ = search_index.topic_vocabulary()
-    query = search_index.parse_query("hasrecommendation:link articletopic:biography|physics", keywords)
+    keywords, _, _ = topic_vocabulary()
+    query = queries.parse_query("hasrecommendation:link articletopic:biography|physics", keywords)
     assert query == {"bool": {
         "filter": [{"term": {"namespace": 0}},
                    {"match": {"weighted_tags": {"query": "recommendation.link/exists"}}}],
         "must": [{"terms": {"weighted_tags": ["classification.prediction.articletopic/Culture.Biography.Biography*",
                                               "classification.prediction.articletopic/STEM.Physics"]}}]}}
-    negated = search_index.parse_query("-hasrecommendation:link", keywords)
+    negated = queries.parse_query("-hasrecommendation:link", keywords)
     assert negated["bool"]["must_not"] == [{"match": {"weighted_tags": {"query": "recommendation.link/exists"}}}]
     for bad in ("articletopic:nonsense", "hasrecommendation:image", "insource:foo"):
-        with pytest.raises(search_index.QueryError):
-            search_index.parse_query(bad, keywords)
+        with pytest.raises(queries.QueryError):
+            queries.parse_query(bad, keywords)
 
 
 def test_reconcile_compares_with_the_latest_revision():

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from pipeline.progress import Progress
-from sinks import index as search_index
 from sinks.search import client_for
+from sinks.topic_table import topic_vocabulary
 from targeting import cursor
 from targeting.topics import IndexTopics, picks
 from tests.conftest import DUMPS, FIXTURES, last_json, run_cli
@@ -112,7 +112,7 @@ def test_topic_targeting_fills_topics_below_the_minimum_and_leaves_the_others(
 
 def test_seeded_topic_selection_is_reproducible(warehouse_dir, enwiki_index):
     client = client_for(enwiki_index)
-    keywords, _, _ = search_index.topic_vocabulary()
+    keywords, _, _ = topic_vocabulary()
     topics = IndexTopics(client, "enwiki_content", sorted(set(keywords.values())))
     first = picks(topics, minimum=3, seed=42, evaluated=set())
     assert first == picks(topics, minimum=3, seed=42, evaluated=set())
