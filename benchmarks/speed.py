@@ -14,15 +14,17 @@ import mwparserfromhell
 from pipeline.config import Config
 from pipeline.ingest.derived import is_article
 from pipeline.model import train as model_train
+from pipeline.model.artifacts import load_model
 from pipeline.recommend.engine import EngineSettings, finish_batch, prepare
 from pipeline.recommend.job import Selection, article_titles, recommend
 from pipeline.text.titles import TitleNormaliser
+from pipeline.warehouse import current_snapshot, siteinfo_of
 
 
 def speed(spark, warehouse, config: Config, now, model_name: str | None = None) -> dict:
     wiki = config.wiki
-    snapshot = model_train.current_snapshot(warehouse, wiki)
-    record, boosters = model_train.load_model(warehouse, model_name or wiki)
+    snapshot = current_snapshot(warehouse, wiki)
+    record, boosters = load_model(warehouse, model_name or wiki)
     pages = warehouse.read("pages", wiki, snapshot)
     articles = [(r.page_id, r.wikitext) for r in pages.where(is_article())
                 .select("page_id", "wikitext").orderBy("page_id").toLocalIterator()]
@@ -33,7 +35,7 @@ def speed(spark, warehouse, config: Config, now, model_name: str | None = None) 
 
     lookups = model_train.load_lookups(warehouse, config, "reference")
     titles = article_titles(warehouse, wiki, snapshot)
-    normaliser = TitleNormaliser.from_siteinfo(model_train.siteinfo_of(warehouse, wiki, snapshot), config.text.case)
+    normaliser = TitleNormaliser.from_siteinfo(siteinfo_of(warehouse, wiki, snapshot), config.text.case)
     settings = EngineSettings.from_config(config)
     booster = model_train.booster_from_bytes(boosters["reference"])
     links = 0

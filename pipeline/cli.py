@@ -184,10 +184,10 @@ def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, as_json)
 @reported
 def evaluate_command(rt: jobs.Runtime, wiki, model_name, as_json):
     """Micro precision and recall at thresholds 0.0 … 0.9 under the reference and leakage-free protocols."""
-    from pipeline.model import train as model_train
+    from pipeline.model.evaluation import evaluate
 
     config = rt.config(wiki)
-    result = model_train.evaluate(rt.spark(config), rt.warehouse(config), config, model_name)
+    result = evaluate(rt.spark(config), rt.warehouse(config), config, model_name)
     for protocol, curve in result["protocols"].items():
         rt.say(f"{protocol}:")
         for point in curve:

@@ -41,13 +41,14 @@ def exit_code(exc: Exception) -> int | None:
     from pipeline.config import ConfigError
     from pipeline.ingest.dumpreader import DumpError
     from pipeline.jobs import UsageError
-    from pipeline.model.train import ModelError
-    from pipeline.warehouse import WarehouseBusy
+    from pipeline.model import ModelError
+    from pipeline.warehouse import NotIngested, WarehouseBusy
     from sinks.base import MassDeleteRefused, SinkError, SinkUnusable
     from sinks.query import QueryError
 
     for kinds, code in (((UsageError, QueryError), EXIT_USAGE), ((WarehouseBusy,), EXIT_INCOMPLETE),
-                        ((SinkUnusable, ConfigError, DumpError, ModelError, MassDeleteRefused), EXIT_FAILED),
+                        ((SinkUnusable, ConfigError, DumpError, ModelError, NotIngested, MassDeleteRefused),
+                         EXIT_FAILED),
                         ((SinkError,), EXIT_INCOMPLETE)):
         if isinstance(exc, kinds):
             return code

@@ -186,7 +186,7 @@ def selection(pages: str | None, page_ids: str | None, titles_file: str | None):
 def articles(rt: Runtime, config: Config):
     """(page id, title, namespace, latest revision) of every main-namespace article of the current snapshot."""
     from pipeline.ingest.derived import is_article
-    from pipeline.model.train import current_snapshot
+    from pipeline.warehouse import current_snapshot
 
     warehouse = rt.warehouse(config)
     pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))
@@ -199,7 +199,7 @@ def article_ids_after(rt: Runtime, config: Config):
     from pyspark.sql import functions as F
 
     from pipeline.ingest.derived import is_article
-    from pipeline.model.train import current_snapshot
+    from pipeline.warehouse import current_snapshot
 
     warehouse = rt.warehouse(config)
     pages = warehouse.read("pages", config.wiki, current_snapshot(warehouse, config.wiki))

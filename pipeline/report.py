@@ -70,7 +70,7 @@ def sample_tasks(spark, warehouse, wiki: str, snapshot: str | None, outputs: lis
 
 def model_curves(warehouse, summary: dict) -> tuple[dict, bytes | None]:
     """The backtest curves of the model used (from its metrics.csv) and its plot."""
-    from pipeline.model.train import model_root
+    from pipeline.model.artifacts import model_root
 
     model, version = summary.get("model"), summary.get("version")
     if not model or not version:

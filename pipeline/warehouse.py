@@ -10,6 +10,10 @@ import os
 import re
 import socket
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.ingest.dumpreader import SiteInfo
 
 DEFAULT_ROOT = "./warehouse"
 
@@ -184,3 +188,21 @@ class Warehouse:
             fs.copyToLocalFile(False, p, self._Path(copy), True)
             with open(copy, "rb") as handle:
                 return handle.read()
+
+
+class NotIngested(Exception):
+    """A wiki has no current snapshot in this warehouse."""
+
+
+def current_snapshot(warehouse, wiki: str) -> str:
+    manifest = warehouse.manifest(wiki)
+    if not manifest or "current_snapshot" not in manifest:
+        raise NotIngested(f"{wiki}: nothing ingested under {warehouse.root}; run `linkrec ingest --wiki {wiki}` first")
+    return manifest["current_snapshot"]
+
+
+def siteinfo_of(warehouse, wiki: str, snapshot: str) -> SiteInfo:
+    from pipeline.ingest.dumpreader import SiteInfo
+
+    text = warehouse.read_text(f"{warehouse.root}/siteinfo/wiki={wiki}/snapshot={snapshot}/siteinfo.json")
+    return SiteInfo.from_json(json.loads(text)) if text else SiteInfo(wiki, "", "", "", "first-letter", "", "")

@@ -19,7 +19,7 @@ from pipeline.recommend.job import article_titles
 from pipeline.text.matcher import char_classes, is_boundary
 from pipeline.text.titles import TitleNormaliser
 from pipeline.text.wikilinks import extract_links, parse
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import Warehouse, current_snapshot
 from tests.conftest import DUMPS, last_json, run_cli
 
 
@@ -40,7 +40,7 @@ def test_invariants_on_every_article(spark, ingested, warehouse_dir, ltg_model, 
     warehouse = Warehouse(spark, str(warehouse_dir))
     model_train.build_tables(spark, warehouse, config)
     lookups = model_train.load_lookups(warehouse, config, "reference")
-    snapshot = model_train.current_snapshot(warehouse, wiki)
+    snapshot = current_snapshot(warehouse, wiki)
     titles = article_titles(warehouse, wiki, snapshot)
     normaliser = TitleNormaliser.from_siteinfo(read_siteinfo(str(DUMPS[wiki])))
     settings = EngineSettings.from_config(config)

@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.config import load_config
 from pipeline.model import train as model_train
 from pipeline.model.features import mix
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import Warehouse, current_snapshot
 from tests.conftest import last_json, run_cli
 
 
@@ -75,7 +75,7 @@ def test_sketch_table_holds_every_neighbour_below_its_size_and_at_most_its_size_
     from pipeline.model.slices import build_sketches
 
     warehouse = Warehouse(spark, str(warehouse_dir))
-    snapshot = model_train.current_snapshot(warehouse, "ltgwiki")
+    snapshot = current_snapshot(warehouse, "ltgwiki")
     graph = warehouse.read("graph_reference", "ltgwiki", snapshot)
     exact = {r.page_id: r for r in build_sketches(graph, 10_000).collect()}
     capped = {r.page_id: r for r in build_sketches(graph, 8).collect()}

@@ -458,8 +458,7 @@ def test_run_with_sqlite_and_events_is_consistent_and_reruns_change_nothing(
 
 def test_a_search_server_stopped_in_the_middle_of_a_run_converges_on_rerun(
         spark, ingested, warehouse_dir, ltg_model, tmp_path, own_search_server):
-    from pipeline.model.train import current_snapshot
-    from pipeline.warehouse import Warehouse
+    from pipeline.warehouse import Warehouse, current_snapshot
     from sinks.results import page_results
 
     url = own_search_server.url

@@ -12,23 +12,11 @@ import numpy as np
 
 from pipeline import __version__
 from pipeline.config import Config
-from pipeline.model import tables
+from pipeline.model import ModelError, tables
+from pipeline.model.artifacts import curves_csv, model_files, model_root, plot_curves, publish_files, sha256_bytes
+from pipeline.model.evaluation import backtest, gate
 from pipeline.model.features import FEATURES
-from pipeline.model.train import (
-    ModelError,
-    TrainedModel,
-    backtest,
-    build_tables,
-    curves_csv,
-    fit,
-    gate,
-    model_files,
-    model_root,
-    plot_curves,
-    publish_files,
-    sha256_bytes,
-    training_examples,
-)
+from pipeline.model.train import TrainedModel, build_tables, fit, training_examples
 
 
 def train_joint(spark, warehouse, configs: list[Config], name: str, force: bool = False) -> TrainedModel:

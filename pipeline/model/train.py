@@ -1,15 +1,11 @@
-"""Training and backtesting: examples from training sentences, XGBoost with a fixed seed, micro
-precision/recall over held-out gold sentences under two protocols, the release gate, artifacts."""
+"""Training: the model tables, the lookups and examples built from them, XGBoost with a fixed seed, and
+the train job (examples → two boosters → backtests → gate → artifacts), skipped when up to date."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -22,35 +18,26 @@ from pyspark.sql import types as T
 from pipeline import __version__
 from pipeline.config import Config
 from pipeline.ingest.derived import is_article_title
-from pipeline.ingest.dumpreader import SiteInfo
+from pipeline.model import ModelError, slices, tables
 from pipeline.model import lookups as lookup_paths
-from pipeline.model import slices, tables
-from pipeline.model.features import FEATURES, FEATURES_VERSION, choose_links, sentence_candidates
+from pipeline.model.artifacts import (
+    curves_csv,
+    model_config_sha,
+    model_files,
+    model_root,
+    plot_curves,
+    publish_files,
+    sha256_bytes,
+    table_checksum,
+    write_test_set,
+)
+from pipeline.model.features import FEATURES, sentence_candidates
 from pipeline.text.titles import TitleNormaliser
+from pipeline.warehouse import current_snapshot, siteinfo_of
 
-THRESHOLDS = [round(0.1 * i, 1) for i in range(10)]
 MODEL_TABLES = ("excluded_targets", "usable_links", "article_text", "sentences", "dictionary_reference",
                 "dictionary_leakage_free", "graph_reference", "graph_leakage_free", "anchors_reference",
                 "anchors_leakage_free", "sketches_reference", "sketches_leakage_free")
-
-
-class ModelError(Exception):
-    """A model stage cannot run (nothing ingested, no training data, unknown model)."""
-
-
-# --- tables ---------------------------------------------------------------------------------------
-
-
-def current_snapshot(warehouse, wiki: str) -> str:
-    manifest = warehouse.manifest(wiki)
-    if not manifest or "current_snapshot" not in manifest:
-        raise ModelError(f"{wiki}: nothing ingested under {warehouse.root}; run `linkrec ingest --wiki {wiki}` first")
-    return manifest["current_snapshot"]
-
-
-def siteinfo_of(warehouse, wiki: str, snapshot: str) -> SiteInfo:
-    text = warehouse.read_text(f"{warehouse.root}/siteinfo/wiki={wiki}/snapshot={snapshot}/siteinfo.json")
-    return SiteInfo.from_json(json.loads(text)) if text else SiteInfo(wiki, "", "", "", "first-letter", "", "")
 
 
 def tables_fingerprint(config: Config, snapshot: str, wikidata: str | None) -> str:
@@ -159,9 +146,6 @@ def _read_wikidata(spark, path: str):
     else:
         frame = spark.read.parquet(path)
     return frame.select(F.col("page_id").cast("long"), F.trim("qid").alias("qid"))
-
-
-# --- lookups --------------------------------------------------------------------------------------
 
 
 def load_lookups(warehouse, config: Config, protocol: str):
@@ -287,73 +271,6 @@ def booster_from_bytes(raw: bytes) -> xgb.Booster:
     return booster
 
 
-# --- backtesting ----------------------------------------------------------------------------------
-
-
-def _backtest(pairs, model_broadcast, per_anchor: int):
-    """Per task: score every candidate of every gold sentence in one model call, then count per threshold."""
-    booster = booster_from_bytes(model_broadcast.value)
-    sentences, candidates = [], []
-    for page, lookups in pairs:
-        for row in page.sentences:
-            sentences.append(row)
-            candidates.append(sentence_candidates(row.text, lookups, page.page_id, per_anchor))
-    scores = predict(booster, [c.features for group in candidates for c in group])
-    totals = np.zeros((len(THRESHOLDS), 3), dtype=np.int64)  # predicted, correct, true
-    at = 0
-    for row, group in zip(sentences, candidates, strict=True):
-        scored = list(zip(group, scores[at:at + len(group)].tolist(), strict=True))
-        at += len(group)
-        gold = {(link.anchor_key, link.target_page_id) for link in row.links}
-        for i, threshold in enumerate(THRESHOLDS):
-            chosen = {(c.match.anchor, c.target_id) for c, _ in choose_links(scored, threshold)}
-            totals[i] += (len(chosen), len(chosen & gold), len(gold))
-    yield len(sentences), totals
-
-
-def backtest(spark, warehouse, config: Config, protocol: str, model_raw: bytes, mode: str | None = None
-             ) -> list[dict]:
-    """Micro precision and recall over the gold sentences at thresholds 0.0 … 0.9."""
-    snapshot = current_snapshot(warehouse, config.wiki)
-    stats = table_stats(warehouse, config.wiki, protocol)
-    model_b = spark.sparkContext.broadcast(model_raw)
-    per_anchor = config.model.candidates_per_anchor
-    rdd, release = lookup_paths.map_pages(spark, warehouse, config, snapshot, protocol,
-                                          page_sentences(warehouse, config, F.col("gold")),
-                                          lookup_paths.choose_mode(config, stats, mode), stats,
-                                          lambda pairs: _backtest(pairs, model_b, per_anchor))
-    try:
-        parts = rdd.collect()  # one small array per task
-    finally:
-        release()
-        model_b.unpersist()
-    n = sum(p[0] for p in parts)
-    totals = sum((p[1] for p in parts), np.zeros((len(THRESHOLDS), 3), dtype=np.int64))
-    curve = []
-    for threshold, (predicted, correct, true) in zip(THRESHOLDS, totals.tolist(), strict=True):
-        curve.append({"threshold": threshold, "n_sentences": n,
-                      "precision": round(correct / predicted, 4) if predicted else 0.0,
-                      "recall": round(correct / true, 4) if true else 0.0,
-                      "predicted": predicted, "correct": correct, "true": true})
-    return curve
-
-
-def gate(curves: dict[str, list[dict]], config: Config) -> tuple[bool, str]:
-    point = next(p for p in curves[config.gate.protocol] if abs(p["threshold"] - config.gate.threshold) < 1e-9)
-    failures = []
-    if point["precision"] < config.gate.min_precision:
-        failures.append(f"precision {point['precision']:.3f} < {config.gate.min_precision}")
-    if point["recall"] < config.gate.min_recall:
-        failures.append(f"recall {point['recall']:.3f} < {config.gate.min_recall}")
-    where = f"at threshold {config.gate.threshold} ({config.gate.protocol} protocol)"
-    if failures:
-        return False, f"not released: {', '.join(failures)} {where}"
-    return True, f"released: precision {point['precision']:.3f}, recall {point['recall']:.3f} {where}"
-
-
-# --- artifacts ------------------------------------------------------------------------------------
-
-
 @dataclass
 class TrainedModel:
     name: str
@@ -370,82 +287,6 @@ class TrainedModel:
                 "protocols": {p: [{k: v for k, v in point.items() if k in ("threshold", "n_sentences", "precision",
                                                                             "recall")} for point in curve]
                               for p, curve in self.curves.items()}}
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def table_checksum(frame, columns: list[str]) -> str:
-    """sha256 of the table's content whatever its row order, computed in Spark: the row count and the
-    sum of every row's 60-bit hash (no row reaches the driver)."""
-    row_hash = F.conv(F.substring(F.sha2(F.to_json(F.struct(*columns)), 256), 1, 15), 16, 10).cast("decimal(38,0)")
-    count, total = frame.agg(F.count(F.lit(1)), F.sum(row_hash)).first()
-    return hashlib.sha256(f"{','.join(columns)}:{count}:{total or 0}".encode()).hexdigest()
-
-
-def plot_curves(curves: dict[str, list[dict]], title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4), dpi=100)
-    for protocol, curve, style in ((p, c, "-" if p == "reference" else "--") for p, c in curves.items()):
-        xs = [p["threshold"] for p in curve]
-        axis.plot(xs, [p["precision"] for p in curve], style, color="tab:blue", label=f"precision ({protocol})")
-        axis.plot(xs, [p["recall"] for p in curve], style, color="tab:orange", label=f"recall ({protocol})")
-    axis.set_xlabel("threshold")
-    axis.set_ylim(0, 1)
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="lower left")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def curves_csv(curves: dict[str, list[dict]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["protocol", "threshold", "n_sentences", "precision", "recall", "predicted", "correct", "true"])
-    for protocol, curve in curves.items():
-        for p in curve:
-            writer.writerow([protocol, p["threshold"], p["n_sentences"], p["precision"], p["recall"], p["predicted"],
-                             p["correct"], p["true"]])
-    return out.getvalue()
-
-
-def write_test_set(warehouse, config: Config, folder: str) -> None:
-    """`folder`/test_set.jsonl: the gold sentences in page order (page id, title, sentence wikitext and
-    text, gold anchor → target pairs), written by Spark: no sentence passes through the driver."""
-    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki)).where("gold")
-    gold = F.transform("links", lambda link: F.struct(
-        F.col("text").substr(link["start"] + 1, link["end"] - link["start"]).alias("anchor"),
-        link["target_title"].alias("target")))
-    lines = sentences.select("page_id", F.to_json(F.struct(
-        "page_id", "title", F.col("wikitext").alias("sentence_wikitext"), F.col("text").alias("sentence_text"),
-        gold.alias("gold"))).alias("value"))
-    staging = f"{folder}/_test_set"
-    # a global sort, then its partitions concatenated in order into one file
-    lines.orderBy("page_id").select("value").coalesce(1).write.mode("overwrite").text(staging)
-    (part,) = [path for path in warehouse.list(staging) if path.rsplit("/", 1)[-1].startswith("part-")]
-    warehouse.move(part, f"{folder}/test_set.jsonl")
-    warehouse.delete(staging)
-    warehouse.delete(f"{folder}/.test_set.jsonl.crc")  # the local file system's checksum, moved along
-
-
-def model_root(warehouse, name: str) -> str:
-    return f"{warehouse.root}/models/{name}"
-
-
-def model_config_sha(config: Config) -> str:
-    """What a trained model depends on besides its tables."""
-    relevant = {k: v for k, v in config.to_dict().items() if k in ("text", "dictionary", "model", "gate")}
-    relevant["model"] = {k: v for k, v in relevant["model"].items() if k != "threads"}
-    relevant["features_version"] = FEATURES_VERSION
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def up_to_date_model(warehouse, config: Config, wikidata: str | None = None) -> dict | None:
@@ -466,6 +307,8 @@ def up_to_date_model(warehouse, config: Config, wikidata: str | None = None) -> 
 def train(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False,
           mode: str | None = None) -> TrainedModel:
     """Every stage for one wiki: tables, a model per protocol, backtests, gate, artifacts."""
+    from pipeline.model.evaluation import backtest, gate  # evaluation reads this module's tables
+
     wiki = config.wiki
     table_stats = build_tables(spark, warehouse, config, wikidata, force)
     if table_stats.get("test_only"):
@@ -502,62 +345,3 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
               "tables_fingerprint": table_stats["fingerprint"], "model_config": model_config_sha(config)}
     warehouse.write_text(f"{model_root(warehouse, wiki)}/LATEST.json", json.dumps(latest, indent=2, sort_keys=True))
     return TrainedModel(wiki, version, path, released, reason, curves, training)
-
-
-def model_files(boosters: dict[str, bytes], checksums: dict, config: dict, training: dict,
-                metrics: dict) -> dict[str, bytes]:
-    """The artifacts every model folder holds (a wiki's or a joint model's); curves and plots are added
-    by the caller, one set per wiki."""
-    return {
-        "model.json": boosters["reference"], "model.leakage_free.json": boosters["leakage_free"],
-        "features.json": json.dumps(FEATURES).encode(),
-        "config.json": json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False).encode(),
-        "training.json": json.dumps(training, indent=2, sort_keys=True).encode(),
-        "metrics.json": json.dumps(metrics, indent=2, sort_keys=True).encode(),
-        "checksums.json": json.dumps(checksums, indent=2, sort_keys=True).encode(),
-    }
-
-
-def publish_files(warehouse, target: str, files: dict[str, bytes]) -> None:
-    local = tempfile.mkdtemp(prefix="linkrec-model-")
-    try:
-        for name, data in files.items():
-            with open(os.path.join(local, name), "wb") as handle:
-                handle.write(data)
-        warehouse.put_dir(local, target)
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
-
-
-def load_model(warehouse, name: str) -> tuple[dict, dict[str, bytes]]:
-    """The LATEST record of a model and its two boosters."""
-    root = model_root(warehouse, name)
-    latest = warehouse.read_text(f"{root}/LATEST.json")
-    if latest is None:
-        raise ModelError(f"no model named {name!r} under {warehouse.root}/models; run `linkrec train` first")
-    record = json.loads(latest)
-    boosters = {}
-    for protocol, file in (("reference", "model.json"), ("leakage_free", "model.leakage_free.json")):
-        raw = warehouse.read_bytes(f"{root}/{record['version']}/{file}")
-        if raw is None:
-            raise ModelError(f"model {name} {record['version']}: {file} is missing")
-        boosters[protocol] = raw
-    return record, boosters
-
-
-def evaluate(spark, warehouse, config: Config, model_name: str | None = None) -> dict:
-    """Backtest a trained model (the wiki's own, or a joint one) on this wiki's gold sentences."""
-    name = model_name or config.wiki
-    record, boosters = load_model(warehouse, name)
-    build_tables(spark, warehouse, config)
-    curves = {protocol: backtest(spark, warehouse, config, protocol, raw) for protocol, raw in boosters.items()}
-    released, reason = gate(curves, config)
-    if name != config.wiki:
-        folder = f"{model_root(warehouse, name)}/{record['version']}/evaluations/{config.wiki}"
-        publish_files(warehouse, folder, {"metrics.csv": curves_csv(curves).encode(),
-                                           "backtest.png": plot_curves(curves, f"{name} on {config.wiki}")})
-    public = {p: [{k: point[k] for k in ("threshold", "n_sentences", "precision", "recall")} for point in curve]
-              for p, curve in curves.items()}
-    return {"wiki": config.wiki, "model": name, "version": record["version"],
-            "released": record["released"] if name == config.wiki else released,
-            "gate": reason, "protocols": public}

@@ -15,19 +15,10 @@ from pyspark.sql import types as T
 
 from pipeline import __version__
 from pipeline.config import Config
+from pipeline.model import ModelError
 from pipeline.model import lookups as lookup_paths
-from pipeline.model.train import (
-    MODEL_TABLES,
-    ModelError,
-    booster_from_bytes,
-    build_tables,
-    current_snapshot,
-    load_model,
-    model_root,
-    predict,
-    siteinfo_of,
-    table_stats,
-)
+from pipeline.model.artifacts import load_model, model_root
+from pipeline.model.train import MODEL_TABLES, booster_from_bytes, build_tables, predict, table_stats
 from pipeline.recommend import eligibility as rules
 from pipeline.recommend.engine import (
     EngineSettings,
@@ -39,6 +30,7 @@ from pipeline.recommend.engine import (
     prepare_parsed,
 )
 from pipeline.text.titles import TitleNormaliser
+from pipeline.warehouse import current_snapshot, siteinfo_of
 
 OUTPUT_SCHEMA = T.StructType([
     T.StructField("wiki", T.StringType(), False),

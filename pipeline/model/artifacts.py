@@ -1,0 +1,136 @@
+"""Model artifacts: the folder of a model version (boosters, features, config, metrics, plots, checksums,
+the test set), writing it wherever the warehouse lives, and reading a model back."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+
+from pyspark.sql import functions as F
+
+from pipeline.config import Config
+from pipeline.model import ModelError
+from pipeline.model.features import FEATURES, FEATURES_VERSION
+from pipeline.warehouse import current_snapshot
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def table_checksum(frame, columns: list[str]) -> str:
+    """sha256 of the table's content whatever its row order, computed in Spark: the row count and the
+    sum of every row's 60-bit hash (no row reaches the driver)."""
+    row_hash = F.conv(F.substring(F.sha2(F.to_json(F.struct(*columns)), 256), 1, 15), 16, 10).cast("decimal(38,0)")
+    count, total = frame.agg(F.count(F.lit(1)), F.sum(row_hash)).first()
+    return hashlib.sha256(f"{','.join(columns)}:{count}:{total or 0}".encode()).hexdigest()
+
+
+def plot_curves(curves: dict[str, list[dict]], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=100)
+    for protocol, curve, style in ((p, c, "-" if p == "reference" else "--") for p, c in curves.items()):
+        xs = [p["threshold"] for p in curve]
+        axis.plot(xs, [p["precision"] for p in curve], style, color="tab:blue", label=f"precision ({protocol})")
+        axis.plot(xs, [p["recall"] for p in curve], style, color="tab:orange", label=f"recall ({protocol})")
+    axis.set_xlabel("threshold")
+    axis.set_ylim(0, 1)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower left")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def curves_csv(curves: dict[str, list[dict]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["protocol", "threshold", "n_sentences", "precision", "recall", "predicted", "correct", "true"])
+    for protocol, curve in curves.items():
+        for p in curve:
+            writer.writerow([protocol, p["threshold"], p["n_sentences"], p["precision"], p["recall"], p["predicted"],
+                             p["correct"], p["true"]])
+    return out.getvalue()
+
+
+def write_test_set(warehouse, config: Config, folder: str) -> None:
+    """`folder`/test_set.jsonl: the gold sentences in page order (page id, title, sentence wikitext and
+    text, gold anchor → target pairs), written by Spark: no sentence passes through the driver."""
+    sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki)).where("gold")
+    gold = F.transform("links", lambda link: F.struct(
+        F.col("text").substr(link["start"] + 1, link["end"] - link["start"]).alias("anchor"),
+        link["target_title"].alias("target")))
+    lines = sentences.select("page_id", F.to_json(F.struct(
+        "page_id", "title", F.col("wikitext").alias("sentence_wikitext"), F.col("text").alias("sentence_text"),
+        gold.alias("gold"))).alias("value"))
+    staging = f"{folder}/_test_set"
+    # a global sort, then its partitions concatenated in order into one file
+    lines.orderBy("page_id").select("value").coalesce(1).write.mode("overwrite").text(staging)
+    (part,) = [path for path in warehouse.list(staging) if path.rsplit("/", 1)[-1].startswith("part-")]
+    warehouse.move(part, f"{folder}/test_set.jsonl")
+    warehouse.delete(staging)
+    warehouse.delete(f"{folder}/.test_set.jsonl.crc")  # the local file system's checksum, moved along
+
+
+def model_root(warehouse, name: str) -> str:
+    return f"{warehouse.root}/models/{name}"
+
+
+def model_config_sha(config: Config) -> str:
+    """What a trained model depends on besides its tables."""
+    relevant = {k: v for k, v in config.to_dict().items() if k in ("text", "dictionary", "model", "gate")}
+    relevant["model"] = {k: v for k, v in relevant["model"].items() if k != "threads"}
+    relevant["features_version"] = FEATURES_VERSION
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_files(boosters: dict[str, bytes], checksums: dict, config: dict, training: dict,
+                metrics: dict) -> dict[str, bytes]:
+    """The artifacts every model folder holds (a wiki's or a joint model's); curves and plots are added
+    by the caller, one set per wiki."""
+    return {
+        "model.json": boosters["reference"], "model.leakage_free.json": boosters["leakage_free"],
+        "features.json": json.dumps(FEATURES).encode(),
+        "config.json": json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False).encode(),
+        "training.json": json.dumps(training, indent=2, sort_keys=True).encode(),
+        "metrics.json": json.dumps(metrics, indent=2, sort_keys=True).encode(),
+        "checksums.json": json.dumps(checksums, indent=2, sort_keys=True).encode(),
+    }
+
+
+def publish_files(warehouse, target: str, files: dict[str, bytes]) -> None:
+    local = tempfile.mkdtemp(prefix="linkrec-model-")
+    try:
+        for name, data in files.items():
+            with open(os.path.join(local, name), "wb") as handle:
+                handle.write(data)
+        warehouse.put_dir(local, target)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def load_model(warehouse, name: str) -> tuple[dict, dict[str, bytes]]:
+    """The LATEST record of a model and its two boosters."""
+    root = model_root(warehouse, name)
+    latest = warehouse.read_text(f"{root}/LATEST.json")
+    if latest is None:
+        raise ModelError(f"no model named {name!r} under {warehouse.root}/models; run `linkrec train` first")
+    record = json.loads(latest)
+    boosters = {}
+    for protocol, file in (("reference", "model.json"), ("leakage_free", "model.leakage_free.json")):
+        raw = warehouse.read_bytes(f"{root}/{record['version']}/{file}")
+        if raw is None:
+            raise ModelError(f"model {name} {record['version']}: {file} is missing")
+        boosters[protocol] = raw
+    return record, boosters
