@@ -1,0 +1,1 @@
+"""Where recommendations go: database rows and search-index tags, with the semantics of the contract."""

@@ -1,0 +1,1 @@
+"""The test suite: real dumps, real Spark, real MariaDB and a real search server."""

@@ -1,0 +1,1 @@
+"""Recommendations: the per-article engine, the eligibility rules and the Spark job that runs them."""
