@@ -41,7 +41,8 @@ class Runtime:
 
     def warehouse(self, config: Config):
         from pipeline.warehouse import Warehouse, resolve_root
-        return Warehouse(self.spark(config), resolve_root(self.warehouse_option))
+        # Spark starts when a table is read, not for a manifest or a model file
+        return Warehouse(lambda: self.spark(config), resolve_root(self.warehouse_option))
 
     def locked(self, wiki: str):
         """The warehouse lock of one wiki (WarehouseBusy when another run holds it)."""

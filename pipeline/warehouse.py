@@ -1,6 +1,6 @@
 """One warehouse root for every table: `<root>/<table>/wiki=<wiki>/snapshot=<snapshot>/` Parquet,
 plus `<root>/_manifests/<wiki>.json` saying which snapshot is current and where it came from.
-The root may be a local path or an hdfs:// / s3a:// URI; file operations go through Hadoop."""
+The root may be a local path or an hdfs:// / s3a:// URI; file operations go through pyarrow.fs."""
 
 from __future__ import annotations
 
@@ -60,13 +60,32 @@ def wiki_lock(root: str, wiki: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def filesystem(path: str):
+    """pyarrow's file system for a warehouse path and the path within it: local, hdfs:// (libhdfs), or
+    s3a:// (read as s3://, credentials from the AWS environment as for any pyarrow S3 client)."""
+    from pyarrow import fs
+
+    if "://" not in path:
+        return fs.LocalFileSystem(), path
+    if path.startswith("file://"):
+        return fs.LocalFileSystem(), path[len("file://"):]
+    return fs.FileSystem.from_uri(path.replace("s3a://", "s3://", 1))
+
+
 class Warehouse:
+    """Tables are read with Spark; files (manifests, models, staging folders) are handled with
+    pyarrow.fs, so that nothing here needs the JVM and Spark starts only when a table is read.
+    `spark` is a SparkSession or a function that makes one."""
+
     def __init__(self, spark, root: str):
-        self.spark = spark
+        self._spark = spark
         self.root = root
-        jvm = spark.sparkContext._jvm
-        self._Path = jvm.org.apache.hadoop.fs.Path
-        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    @property
+    def spark(self):
+        if callable(self._spark):
+            self._spark = self._spark()
+        return self._spark
 
     def table(self, name: str, wiki: str, snapshot: str) -> str:
         return f"{self.root}/{name}/wiki={wiki}/snapshot={snapshot}"
@@ -75,71 +94,68 @@ class Warehouse:
         # names starting with "_" are invisible to Spark's partition discovery
         return f"{self.root}/{name}/wiki={wiki}/_staging-{tag}"
 
-    def _fs(self, path: str):
-        hadoop_path = self._Path(path)
-        return hadoop_path.getFileSystem(self._conf), hadoop_path
+    def _info(self, path: str):
+        fs, inner = filesystem(path)
+        return fs, inner, fs.get_file_info(inner)
 
     def exists(self, path: str) -> bool:
-        fs, p = self._fs(path)
-        return bool(fs.exists(p))
+        from pyarrow.fs import FileType
+
+        return self._info(path)[2].type != FileType.NotFound
 
     def delete(self, path: str) -> None:
-        fs, p = self._fs(path)
-        if fs.exists(p):
-            fs.delete(p, True)
+        from pyarrow.fs import FileType
+
+        fs, inner, info = self._info(path)
+        if info.type == FileType.Directory:
+            fs.delete_dir(inner)
+        elif info.type != FileType.NotFound:
+            fs.delete_file(inner)
 
     def move(self, source: str, target: str) -> None:
-        """Replace `target` by `source` (a directory rename)."""
-        self.delete(target)
-        fs, src = self._fs(source)
-        _, dst = self._fs(target)
-        fs.mkdirs(dst.getParent())
-        if not fs.rename(src, dst):
-            raise OSError(f"cannot move {source} to {target}")
+        """Replace `target` by `source` (a directory rename; copy and delete where the store cannot rename)."""
+        import pyarrow as pa
+        from pyarrow import fs as pafs
 
-    @staticmethod
-    def _local(path: str) -> str | None:
-        """The file-system path when `path` is local (plain I/O: no Hadoop .crc side files to go stale)."""
-        if "://" not in path:
-            return path
-        return path[len("file://"):] if path.startswith("file://") else None
+        self.delete(target)
+        fs, src = filesystem(source)
+        _, dst = filesystem(target)
+        fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+        try:
+            fs.move(src, dst)
+        except (pa.ArrowNotImplementedError, OSError):
+            pafs.copy_files(src, dst, source_filesystem=fs, destination_filesystem=fs)
+            fs.delete_dir(src)
 
     def write_text(self, path: str, text: str) -> None:
-        local = self._local(path)
-        if local is not None:
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            with open(local + ".tmp", "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(local + ".tmp", local)  # readers never see half a file
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        from pyarrow.fs import LocalFileSystem
+
+        fs, inner = filesystem(path)
+        if isinstance(fs, LocalFileSystem):
+            os.makedirs(os.path.dirname(inner), exist_ok=True)
+            with open(inner + ".tmp", "wb") as handle:
+                handle.write(data)
+            os.replace(inner + ".tmp", inner)  # readers never see half a file
             return
-        fs, p = self._fs(path)
-        stream = fs.create(p, True)
-        try:
-            stream.write(bytearray(text.encode("utf-8")))
-        finally:
-            stream.close()
+        fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(inner) as stream:
+            stream.write(data)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        from pyarrow.fs import FileType
+
+        fs, inner, info = self._info(path)
+        if info.type != FileType.File:
+            return None
+        with fs.open_input_stream(inner) as stream:
+            return stream.read()
 
     def read_text(self, path: str) -> str | None:
-        local = self._local(path)
-        if local is not None:
-            try:
-                with open(local, encoding="utf-8") as handle:
-                    return handle.read()
-            except FileNotFoundError:
-                return None
-        fs, p = self._fs(path)
-        if not fs.exists(p):
-            return None
-        stream = fs.open(p)
-        try:
-            reader = self.spark.sparkContext._jvm.java.io.BufferedReader(
-                self.spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8"))
-            lines = []
-            while (line := reader.readLine()) is not None:
-                lines.append(line)
-            return "\n".join(lines)
-        finally:
-            stream.close()
+        data = self.read_bytes(path)
+        return None if data is None else data.decode("utf-8")
 
     def manifest_path(self, wiki: str) -> str:
         return f"{self.root}/_manifests/{wiki}.json"
@@ -152,42 +168,34 @@ class Warehouse:
         self.write_text(self.manifest_path(wiki), json.dumps(manifest, indent=2, ensure_ascii=False,
                                                              sort_keys=True))
 
+    def _entries(self, path: str):
+        from pyarrow.fs import FileSelector, FileType
+
+        fs, inner, info = self._info(path)
+        if info.type != FileType.Directory:
+            return []
+        prefix = path[: len(path) - len(inner)] if path.endswith(inner) else ""
+        return [(entry.mtime_ns or 0, prefix + entry.path) for entry in fs.get_file_info(FileSelector(inner))]
+
     def list(self, path: str) -> list[str]:
-        """The entries of a folder, as full paths."""
-        fs, p = self._fs(path)
-        return [str(status.getPath().toString()) for status in fs.listStatus(p)]
+        """The entries of a folder, as full paths; [] when it is missing."""
+        return sorted(name for _, name in self._entries(path))
 
     def list_by_age(self, path: str) -> list[str]:
         """The entries of a folder, oldest first (modification time, then name); [] when it is missing."""
-        fs, p = self._fs(path)
-        if not fs.exists(p):
-            return []
-        entries = [(status.getModificationTime(), str(status.getPath().toString())) for status in fs.listStatus(p)]
-        return [path for _, path in sorted(entries)]
+        return [name for _, name in sorted(self._entries(path))]
 
     def read(self, name: str, wiki: str, snapshot: str):
         return self.spark.read.parquet(self.table(name, wiki, snapshot))
 
     def put_dir(self, local_dir: str, target: str) -> None:
         """Copy a local folder to `target` (replacing it), wherever the warehouse lives."""
-        self.delete(target)
-        fs, dst = self._fs(target)
-        fs.mkdirs(dst.getParent())
-        fs.copyFromLocalFile(False, True, self._Path(local_dir), dst)
+        from pyarrow import fs as pafs
 
-    def read_bytes(self, path: str) -> bytes | None:
-        fs, p = self._fs(path)
-        if not fs.exists(p):
-            return None
-        if p.toUri().getScheme() in (None, "file"):
-            with open(p.toUri().getPath(), "rb") as handle:
-                return handle.read()
-        import tempfile
-        with tempfile.TemporaryDirectory() as local:
-            copy = os.path.join(local, "copy")
-            fs.copyToLocalFile(False, p, self._Path(copy), True)
-            with open(copy, "rb") as handle:
-                return handle.read()
+        self.delete(target)
+        fs, inner = filesystem(target)
+        fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+        pafs.copy_files(local_dir, inner, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
 
 class NotIngested(Exception):

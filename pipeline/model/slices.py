@@ -30,6 +30,7 @@ from pipeline.model.features import (
     sketch_relatedness,
 )
 from pipeline.text.matcher import AnchorMatcher
+from pipeline.warehouse import filesystem
 
 FOUND_SCHEMA = T.StructType([T.StructField("page_id", T.LongType()), T.StructField("anchor_key", T.StringType())])
 PAIR_SCHEMA = T.StructType([T.StructField("page_id", T.LongType()), T.StructField("target", T.LongType()),
@@ -61,26 +62,15 @@ def write_sharded(frame: DataFrame, path: str, per_shard: int) -> tuple[int, int
     return rows, shards
 
 
-def _filesystem(path: str):
-    """pyarrow's file system for a warehouse path (local, hdfs://, s3a:// as s3://)."""
-    from pyarrow import fs
-
-    if "://" not in path:
-        return fs.LocalFileSystem(), path
-    if path.startswith("file://"):
-        return fs.LocalFileSystem(), path[len("file://"):]
-    return fs.FileSystem.from_uri(path.replace("s3a://", "s3://", 1))
-
-
 def read_shard_keys(path: str, shard: int) -> list[str]:
     """The anchor keys of one shard, read on the executor (an empty shard has no folder)."""
     import pyarrow.parquet as pq
     from pyarrow import fs as pafs
 
-    filesystem, base = _filesystem(f"{path}/shard={shard}")
-    if filesystem.get_file_info(base).type == pafs.FileType.NotFound:
+    store, base = filesystem(f"{path}/shard={shard}")
+    if store.get_file_info(base).type == pafs.FileType.NotFound:
         return []
-    return pq.read_table(base, columns=["anchor_key"], filesystem=filesystem).column("anchor_key").to_pylist()
+    return pq.read_table(base, columns=["anchor_key"], filesystem=store).column("anchor_key").to_pylist()
 
 
 _SHARD_MATCHERS: dict[tuple, AnchorMatcher] = {}

@@ -33,7 +33,7 @@ from pipeline.model.artifacts import (
 )
 from pipeline.model.features import FEATURES, sentence_candidates
 from pipeline.text.titles import TitleNormaliser
-from pipeline.warehouse import current_snapshot, siteinfo_of
+from pipeline.warehouse import current_snapshot, filesystem, siteinfo_of
 
 MODEL_TABLES = ("excluded_targets", "usable_links", "article_text", "sentences", "dictionary_reference",
                 "dictionary_leakage_free", "graph_reference", "graph_leakage_free", "anchors_reference",
@@ -233,8 +233,8 @@ def read_examples(path: str) -> np.ndarray:
     collect, so no driver result-size limit)."""
     import pyarrow.parquet as pq
 
-    filesystem, base = slices._filesystem(path)
-    table = pq.read_table(base, filesystem=filesystem,
+    store, base = filesystem(path)
+    table = pq.read_table(base, filesystem=store,
                           columns=["page_id", "sentence_index", "start", "target", "label", *FEATURES])
     rows = np.column_stack([table.column(name).to_numpy().astype(np.float64) for name in table.column_names]) \
         if table.num_rows else np.zeros((0, 5 + len(FEATURES)))
