@@ -194,7 +194,7 @@ class Warehouse:
 
         self.delete(target)
         fs, inner = filesystem(target)
-        fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+        fs.create_dir(inner, recursive=True)
         pafs.copy_files(local_dir, inner, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
 
