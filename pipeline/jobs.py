@@ -80,10 +80,12 @@ def ingest(rt: Runtime, wiki: str, dump=None, table=None, index=None, siteinfo=N
            allow_truncated=False):
     """A dump or a page table → the wiki's tables; problems and warnings said on stderr. (config, result)."""
     from pipeline.ingest import job
-    from pipeline.ingest.dumpreader import Problem
+    from pipeline.ingest.dumpreader import Problem, detect_format
     from pipeline.progress import spark_progress
 
     config = rt.config(wiki, {"ingest": {"allow_truncated": True}} if allow_truncated else None)
+    if dump:
+        detect_format(dump)  # a missing or foreign file is said before a JVM starts
     spark, warehouse = rt.spark(config), rt.warehouse(config)
     rt.say(f"linkrec: ingesting {dump or table} into {warehouse.root} …")
     with spark_progress(spark, "ingest", rt.say):

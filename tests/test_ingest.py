@@ -179,6 +179,7 @@ def test_a_big_single_stream_dump_gets_a_warning_that_says_what_to_use(tmp_path,
     assert last_json(result.stdout)["warnings"] == [warning[len("linkrec: warning: "):]]
 
 
+@pytest.mark.slow  # a whole ingestion in Spark
 def test_malformed_page_exits_non_zero_and_keeps_the_rest(tmp_path):
     data = bz2.decompress(DUMPS["enwiki"].read_bytes())
     broken = data.replace(b"<title>Albedo</title>", b"<title>Albedo</titel>", 1)

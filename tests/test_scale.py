@@ -8,6 +8,7 @@ import hashlib
 import json
 
 import numpy as np
+import pytest
 
 from pipeline.config import load_config
 from pipeline.model import train as model_train
@@ -102,6 +103,7 @@ def test_recommend_reports_the_lookup_path_it_chose(ingested, warehouse_dir, ltg
     assert json.dumps(chosen["skipped"], sort_keys=True) == json.dumps(small["skipped"], sort_keys=True)
 
 
+@pytest.mark.slow  # a process of its own with a Spark session
 def test_a_spark_limit_is_one_line_that_names_the_setting(tmp_path):
     """A driver result-size limit hit in a real run: exit 1, one line naming the setting, no Java stack
     trace on either stream, nothing on stdout (where --json goes)."""

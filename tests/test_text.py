@@ -102,6 +102,7 @@ def test_nested_links_carry_their_container():
         assert text[link.offset:link.offset + 2] == "[["
 
 
+@pytest.mark.slow  # every page of every dump parsed: the hand-written cases cover the constructs quickly
 @pytest.mark.parametrize("wiki", sorted(DUMPS))
 def test_every_link_offset_points_at_its_link(wiki):
     """Property over every main-namespace article of the dump."""
