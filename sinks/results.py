@@ -49,16 +49,8 @@ def page_results(spark, warehouse, wiki: str, snapshot: str, output: str):
             yield result
 
 
-def _clearing_pages(rows):
-    """(reason, page id) of the rows that would delete or clear a page's task (removals and NULL rows)."""
-    for row in rows:
-        result = page_result(row)
-        if result is not None and result.gelr_data is None:
-            yield row.reason, row.page_id
-
-
 def _tasks_at_risk(pairs, database, batch_size: int):
-    """Per reason, how many of these pages hold a task now."""
+    """Per reason, how many of these (reason, page id) pages hold a task now."""
     counts: dict[str, int] = {}
     batch: list[tuple[str, int]] = []
 
@@ -69,7 +61,7 @@ def _tasks_at_risk(pairs, database, batch_size: int):
         batch.clear()
 
     for pair in pairs:
-        batch.append(pair)
+        batch.append(tuple(pair))
         if len(batch) >= batch_size:
             flush()
     if batch:
@@ -80,7 +72,7 @@ def _tasks_at_risk(pairs, database, batch_size: int):
 def _at_risk_partition(rows, spec):
     database = spec.open_database()
     try:
-        yield _tasks_at_risk(_clearing_pages(rows), database, spec.batch_size)
+        yield _tasks_at_risk(rows, database, spec.batch_size)
     finally:
         database.finish()
 
@@ -89,15 +81,15 @@ def check_mass_delete(spark, output: str, database, sinks, spec=None) -> dict:
     """Refuse (MassDeleteRefused) a run that would delete or clear more than `sinks.max_delete_share` of
     the tasks the database holds (and at least `sinks.mass_delete_minimum`); the figures otherwise.
     Counted before anything is written, on the executors when `spec` says how they reach the database."""
-    existing = database.task_pages()
     from pyspark.sql import functions as F
 
-    rows = spark.read.parquet(output).select("page_id", "reason", "revision_id", "gelr_data", F.lit("").alias("title"),
-                                             F.lit(0).alias("namespace"))
+    existing = database.task_pages()
+    # the rows page_result turns into a NULL row or a removal: every reason but a task's and not-ours
+    rows = spark.read.parquet(output).where(~F.col("reason").isin(rules.OK, *NOT_OURS)).select("reason", "page_id")
     if spec is not None:
         parts = rows.rdd.mapPartitions(lambda part: _at_risk_partition(part, spec)).collect()
     else:
-        parts = [_tasks_at_risk(_clearing_pages(rows.toLocalIterator()), database, sinks.batch_size)]
+        parts = [_tasks_at_risk(rows.toLocalIterator(), database, sinks.batch_size)]
     by_reason: dict[str, int] = {}
     for part in parts:
         for reason, n in part.items():
