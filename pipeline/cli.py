@@ -127,6 +127,9 @@ def run(rt: jobs.Runtime, wiki, dump, index, snapshot, allow_truncated, as_json,
 @click.option("--force", is_flag=True, help="Re-ingest, retrain and rewrite even when up to date.")
 @click.option("--allow-mass-delete", is_flag=True, help="See `recommend`.")
 @click.option("--now", help="Reference time, ISO 8601 [default: now]; its day names the run for resuming.")
+@click.option("--embeddings", is_flag=True,
+              help="Also rebuild each wiki's link-based embeddings when its input snapshot changed, and publish "
+                   "them to embeddings.publish_to when set.")
 @json_option
 @click.pass_obj
 @reported
@@ -274,6 +277,77 @@ def reconcile_command(rt: jobs.Runtime, wiki, db, search_url, search_mode, fix, 
     if as_json:
         emit_json(summary)
     sys.exit(errors.EXIT_FAILED if differences.total and not fix else 0)
+
+
+@main.group("embeddings")
+def embeddings_group():
+    """Article embeddings and their nearest-neighbour index: build a snapshot, publish it."""
+
+
+model_option = click.option("--model", "kind", type=click.Choice(["links", "reading"]), default="links",
+                            show_default=True, help="links: documents are articles' out-links; reading: sessions.")
+ssh_key_option = click.option("--ssh-key", type=click.Path(dir_okay=False, exists=True),
+                              help="Private key for an sftp:// destination [default: the agent and ~/.ssh].")
+
+
+@embeddings_group.command("build")
+@wiki_option
+@model_option
+@click.option("--qids", type=click.Path(), help="page_id → Wikidata QID (Parquet page_id,qid or TSV): keys are "
+                                                 "QIDs where known, else <wiki>:<page_id>.")
+@click.option("--sessions", type=click.Path(), help="With --model reading: Parquet, one row per reading session "
+                                                     "with an ordered list of page ids.")
+@click.option("--force", is_flag=True, help="Rebuild even when a snapshot of the same input and settings exists.")
+@json_option
+@click.pass_obj
+@reported
+def embeddings_build(rt: jobs.Runtime, wiki, kind, qids, sessions, force, as_json):
+    """Collect documents, train Word2Vec in Spark, embed every article, index the vectors, and write the
+    snapshot embeddings/<wiki>-<model>/<snapshot>/ (vectors, index, manifest with checksums)."""
+    with rt.locked(wiki):
+        manifest = jobs.embeddings_build(rt, wiki, kind, qids, sessions, force)
+    if as_json:
+        emit_json(manifest)
+
+
+@embeddings_group.command("publish")
+@wiki_option
+@model_option
+@click.option("--to", "to", metavar="URI", help="A path or sftp://, s3://, hdfs:// URI [embeddings.publish_to].")
+@click.option("--snapshot", "snapshot_name", help="Which built snapshot [default: the newest].")
+@click.option("--keep", type=click.IntRange(min=1), help="Snapshots kept at the destination [embeddings.keep_snapshots].")
+@ssh_key_option
+@json_option
+@click.pass_obj
+@reported
+def embeddings_publish(rt: jobs.Runtime, wiki, kind, to, snapshot_name, keep, ssh_key, as_json):
+    """Copy a snapshot, resuming a partial copy; verify every checksum at the destination; then move
+    <model>/LATEST to it and keep the newest snapshots there."""
+    result = jobs.embeddings_publish(rt, wiki, kind, to, snapshot_name, keep, ssh_key)
+    if as_json:
+        emit_json(result)
+
+
+@main.command("neighbours")
+@wiki_option
+@click.option("--title", required=True, help="An article title.")
+@click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@model_option
+@click.option("--from", "source", metavar="URI", help="Where snapshots are published [embeddings.publish_to; "
+                                                      "else the newest built in the warehouse].")
+@ssh_key_option
+@json_option
+@click.pass_obj
+@reported
+def neighbours_command(rt: jobs.Runtime, wiki, title, k, kind, source, ssh_key, as_json):
+    """The k articles most similar to TITLE (cosine similarity of their embeddings)."""
+    found = jobs.neighbours(rt, wiki, title, k, kind, source, ssh_key)
+    if as_json:
+        emit_json(found)
+        return
+    for hit in found["neighbours"]:
+        click.echo(f"{hit['similarity']:.3f}\t{hit['title']}")
+    rt.say(f"linkrec: neighbours of {found['title']} in {found['model']}/{found['snapshot']}")
 
 
 if __name__ == "__main__":

@@ -250,6 +250,39 @@ class LookupsConfig:
 
 
 @dataclass(frozen=True)
+class EmbeddingsConfig:
+    dimensions: int = 100
+    window: int = 5
+    # a key seen in fewer documents has no vector of its own (an article still embeds from its other out-links)
+    min_count: int = 1
+    iterations: int = 1
+    # Word2Vec's own partitions: more train faster, but the sum of their updates depends on float order
+    partitions: int = 1
+    step_size: float = 0.025
+    seed: int = 42
+    max_document_length: int = 1000
+    # the nearest-neighbour index: usearch HNSW over cosine, vectors quantised to this type
+    index_quantisation: str = "i8"
+    index_connectivity: int = 16
+    index_expansion_add: int = 128
+    index_expansion_search: int = 64
+    # where `embeddings publish` and `nightly --embeddings` copy snapshots ("" = nowhere)
+    publish_to: str = ""
+    keep_snapshots: int = 3
+    publish_chunk_bytes: int = 8 * 1024 * 1024
+
+    def check(self) -> None:
+        for key in ("dimensions", "window", "min_count", "iterations", "partitions", "max_document_length",
+                    "index_connectivity", "index_expansion_add", "index_expansion_search", "keep_snapshots",
+                    "publish_chunk_bytes"):
+            _positive(getattr(self, key), f"embeddings.{key}")
+        if not 0 < self.step_size <= 1:
+            raise ConfigError(f"embeddings.step_size: {self.step_size} must be in (0, 1]")
+        if self.index_quantisation not in ("f32", "f16", "i8"):
+            raise ConfigError(f"embeddings.index_quantisation: {self.index_quantisation!r} must be 'f32', 'f16' or 'i8'")
+
+
+@dataclass(frozen=True)
 class Config:
     wiki: str
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -262,6 +295,7 @@ class Config:
     targeting: TargetingConfig = field(default_factory=TargetingConfig)
     sinks: SinksConfig = field(default_factory=SinksConfig)
     lookups: LookupsConfig = field(default_factory=LookupsConfig)
+    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -285,7 +319,7 @@ class Config:
 SECTION_TYPES_CLS = {
     "spark": SparkConfig, "ingest": IngestConfig, "text": TextConfig, "dictionary": DictionaryConfig,
     "model": ModelConfig, "gate": GateConfig, "recommend": RecommendConfig,
-    "targeting": TargetingConfig, "sinks": SinksConfig, "lookups": LookupsConfig,
+    "targeting": TargetingConfig, "sinks": SinksConfig, "lookups": LookupsConfig, "embeddings": EmbeddingsConfig,
 }
 
 

@@ -39,6 +39,7 @@ def spark_failure(exc: BaseException) -> str | None:
 def exit_code(exc: Exception) -> int | None:
     """The exit code of a failure the command line reports in one line; None for a bug (a traceback)."""
     from pipeline.config import ConfigError
+    from pipeline.embeddings import EmbeddingError, PublishInterrupted
     from pipeline.ingest.dumpreader import DumpError
     from pipeline.jobs import UsageError
     from pipeline.model import ModelError
@@ -46,8 +47,9 @@ def exit_code(exc: Exception) -> int | None:
     from sinks.base import MassDeleteRefused, SinkError, SinkUnusable
     from sinks.query import QueryError
 
-    for kinds, code in (((UsageError, QueryError), EXIT_USAGE), ((WarehouseBusy,), EXIT_INCOMPLETE),
-                        ((SinkUnusable, ConfigError, DumpError, ModelError, NotIngested, MassDeleteRefused),
+    for kinds, code in (((UsageError, QueryError), EXIT_USAGE), ((WarehouseBusy, PublishInterrupted), EXIT_INCOMPLETE),
+                        ((SinkUnusable, ConfigError, DumpError, ModelError, NotIngested, MassDeleteRefused,
+                          EmbeddingError),
                          EXIT_FAILED),
                         ((SinkError,), EXIT_INCOMPLETE)):
         if isinstance(exc, kinds):

@@ -417,7 +417,7 @@ def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[s
 
 
 def nightly(rt: Runtime, wikis: list[str], dump_dir=None, tables=None, now=None, db=None, events=None, force=False,
-            **options) -> dict:
+            embeddings=False, **options) -> dict:
     """`run_wiki` for each wiki, each isolated (one failing does not stop the others) and resumable: the
     day of `now` names the run, and a re-run that day skips the wikis already done."""
     moment = parse_now(now)
@@ -442,6 +442,13 @@ def nightly(rt: Runtime, wikis: list[str], dump_dir=None, tables=None, now=None,
                     db=db.replace("{wiki}", wiki) if db else None,
                     events=os.path.join(events, "") if events else None, **options)
             entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
+            if embeddings:
+                try:
+                    with rt.locked(wiki):
+                        entry["embeddings"] = embeddings_nightly(rt, rt.config(wiki))
+                except Exception as exc:  # noqa: BLE001 - the link task stands; the wiki is reported as failed
+                    rt.say(f"linkrec: {wiki}: embeddings failed: {exc}")
+                    entry.update(status="failed", error=f"embeddings: {type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 - one wiki's failure must not stop the others
             rt.say(f"linkrec: {wiki} failed: {exc}")
             entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -452,6 +459,66 @@ def nightly(rt: Runtime, wikis: list[str], dump_dir=None, tables=None, now=None,
     rt.say(f"linkrec: nightly {run_id}: {len(wikis) - len(outcome['failed'])} of {len(wikis)} wikis done"
            + (f"; failed: {', '.join(outcome['failed'])}" if outcome["failed"] else ""))
     return outcome
+
+
+# --- embeddings ---------------------------------------------------------------------------------------
+
+
+def embeddings_build(rt: Runtime, wiki: str, kind="links", qids=None, sessions=None, force=False) -> dict:
+    """Build (or reuse) the wiki's embeddings snapshot of the current ingested snapshot."""
+    from pipeline.embeddings import snapshot
+    from pipeline.progress import spark_progress
+
+    config = rt.config(wiki)
+    spark, warehouse = rt.spark(config), rt.warehouse(config)
+    with spark_progress(spark, "embeddings", rt.say):
+        return snapshot.build(spark, warehouse, config, kind, qids, sessions, force, rt.say)
+
+
+def embeddings_publish(rt: Runtime, wiki: str, kind="links", to=None, snapshot_name=None, keep=None,
+                       ssh_key=None) -> dict:
+    """Copy a built snapshot (default: the newest) to `to` (default: embeddings.publish_to)."""
+    from pipeline.embeddings import EmbeddingError, model_name, publish, snapshot
+
+    config = rt.config(wiki)
+    target = to or config.embeddings.publish_to
+    if not target:
+        raise UsageError("give --to URI or set embeddings.publish_to")
+    warehouse = rt.warehouse(config)
+    name = model_name(wiki, kind)
+    built = snapshot.local_snapshots(warehouse, name)
+    chosen = snapshot_name or (built[-1] if built else None)
+    if chosen not in built:
+        raise EmbeddingError(f"{name}: no built snapshot {chosen or ''} under {warehouse.root} "
+                             f"(built: {', '.join(built) or 'none'}); run `linkrec embeddings build --wiki {wiki}`")
+    return publish.publish(warehouse, f"{snapshot.snapshots_root(warehouse)}/{name}/{chosen}", target,
+                           keep or config.embeddings.keep_snapshots, config.embeddings.publish_chunk_bytes, ssh_key,
+                           rt.say)
+
+
+def neighbours(rt: Runtime, wiki: str, title: str, k: int, kind="links", source=None, ssh_key=None) -> dict:
+    from pipeline.embeddings import model_name
+    from pipeline.embeddings.neighbours import neighbours as nearest
+    from pipeline.embeddings.neighbours import open_snapshot
+    from pipeline.text.titles import TitleNormaliser
+    from pipeline.warehouse import siteinfo_of
+
+    config = rt.config(wiki)
+    warehouse = rt.warehouse(config)
+    snap = open_snapshot(model_name(wiki, kind), source or config.embeddings.publish_to or None, warehouse, ssh_key)
+    normaliser = TitleNormaliser.from_siteinfo(siteinfo_of(warehouse, wiki, snap.manifest["snapshot"]),
+                                               config.text.case)
+    return nearest(snap, title, k, lambda t: normaliser.display(t) or t)
+
+
+def embeddings_nightly(rt: Runtime, config: Config) -> dict:
+    """The nightly step: build the links model when the input snapshot changed, publish when a destination
+    is configured."""
+    built = embeddings_build(rt, config.wiki)
+    out = {"snapshot": built["snapshot"], "reused": built["reused"], "vectors": built["counts"]["vectors"]}
+    if config.embeddings.publish_to:
+        out["published"] = embeddings_publish(rt, config.wiki)["latest"]
+    return out
 
 
 # --- the development index, search and reconcile ---------------------------------------------------------

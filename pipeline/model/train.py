@@ -82,7 +82,7 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
     pages = warehouse.read("pages", wiki, snapshot)
     titles = warehouse.read("titles", wiki, snapshot)
     links = warehouse.read("links", wiki, snapshot)
-    wikidata_table = _read_wikidata(spark, wikidata) if wikidata else None
+    wikidata_table = read_qid_table(spark, wikidata) if wikidata else None
 
     def write(name, frame):
         path = warehouse.table(name, wiki, snapshot)
@@ -139,8 +139,9 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
     return {**stats, "reused": False}
 
 
-def _read_wikidata(spark, path: str):
-    """page_id → P31 QIDs, from Parquet (page_id, qid) or a TSV `page_id<TAB>qid`."""
+def read_qid_table(spark, path: str):
+    """page_id → QID rows (P31 types for the model, the item itself for embeddings), from Parquet
+    (page_id, qid) or a TSV `page_id<TAB>qid`."""
     if path.endswith((".tsv", ".txt", ".tsv.gz")):
         frame = spark.read.csv(path, sep="\t", schema="page_id LONG, qid STRING")
     else:
