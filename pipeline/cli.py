@@ -315,7 +315,8 @@ def embeddings_build(rt: jobs.Runtime, wiki, kind, qids, sessions, force, as_jso
 @model_option
 @click.option("--to", "to", metavar="URI", help="A path or sftp://, s3://, hdfs:// URI [embeddings.publish_to].")
 @click.option("--snapshot", "snapshot_name", help="Which built snapshot [default: the newest].")
-@click.option("--keep", type=click.IntRange(min=1), help="Snapshots kept at the destination [embeddings.keep_snapshots].")
+@click.option("--keep", type=click.IntRange(min=1),
+              help="Snapshots kept at the destination [embeddings.keep_snapshots].")
 @ssh_key_option
 @json_option
 @click.pass_obj

@@ -262,7 +262,7 @@ class EmbeddingsConfig:
     seed: int = 42
     max_document_length: int = 1000
     # the nearest-neighbour index: usearch HNSW over cosine, vectors quantised to this type
-    index_quantisation: str = "i8"
+    index_quantisation: str = "f16"
     index_connectivity: int = 16
     index_expansion_add: int = 128
     index_expansion_search: int = 64
@@ -279,7 +279,8 @@ class EmbeddingsConfig:
         if not 0 < self.step_size <= 1:
             raise ConfigError(f"embeddings.step_size: {self.step_size} must be in (0, 1]")
         if self.index_quantisation not in ("f32", "f16", "i8"):
-            raise ConfigError(f"embeddings.index_quantisation: {self.index_quantisation!r} must be 'f32', 'f16' or 'i8'")
+            raise ConfigError(f"embeddings.index_quantisation: {self.index_quantisation!r} must be 'f32', 'f16' "
+                              "or 'i8'")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Stage 4, the nearest-neighbour index: usearch's HNSW over cosine similarity with quantised vectors (the
 comparison that chose it is benchmarks/ann.py and the README). Labels are page ids. The index is one file
 that its builder holds whole, so it is built here, streaming the vectors table in batches (never through
-a Spark collect), and its size is bounded by the vectors' own (i8: about 60 % of the float32 vectors)."""
+a Spark collect), and its size is bounded by the vectors' own (f16 at 100 dimensions: 0.87 of the float32
+vectors)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ BATCH_ROWS = 65536
 @dataclass(frozen=True)
 class IndexSettings:
     dimensions: int
-    quantisation: str = "i8"
+    quantisation: str = "f16"
     connectivity: int = 16
     expansion_add: int = 128
     expansion_search: int = 64

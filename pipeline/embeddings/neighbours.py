@@ -89,4 +89,5 @@ def neighbours(snapshot: Snapshot, title: str, k: int, normalise=lambda t: t) ->
     titles = {r["page_id"]: r["title"] for r in snapshot.rows(ds.field("page_id").isin([p for p, _ in hits]))}
     return {"title": query["title"], "page_id": query["page_id"], "snapshot": snapshot.manifest["snapshot"],
             "model": snapshot.manifest["model"],
-            "neighbours": [{"title": titles.get(pid), "page_id": pid, "similarity": round(sim, 4)} for pid, sim in hits]}
+            "neighbours": [{"title": titles.get(pid), "page_id": pid, "similarity": round(sim, 4)}
+                           for pid, sim in hits]}

@@ -21,9 +21,9 @@ def destination(uri: str, ssh_key: str | None = None):
     """(fsspec file system, root path within it) of a destination URI or local path."""
     import fsspec
 
-    options = {}
+    options = {"skip_instance_cache": True}  # a connection that dropped must not be handed out again
     if uri.startswith(("sftp://", "ssh://")):
-        options = {"key_filename": ssh_key, "look_for_keys": ssh_key is None, "allow_agent": ssh_key is None,
+        options |= {"key_filename": ssh_key, "look_for_keys": ssh_key is None, "allow_agent": ssh_key is None,
                    "timeout": 30}
     try:
         fs, root = fsspec.core.url_to_fs(uri, **options)
@@ -104,19 +104,21 @@ def publish(warehouse, snapshot_folder: str, uri: str, keep: int, chunk_bytes: i
                 continue
             say(f"linkrec: publishing {model}/{snapshot}/{relative} ({expected['bytes']} bytes) to {shown} …")
             sent += _copy(f"{snapshot_folder}/{relative}", fs, target, expected["bytes"], chunk_bytes)
+        wrong = []
         for relative, expected in sorted(manifest["files"].items()):
             target = posixpath.join(folder, relative)
             found = _sha256(fs, target)
+            if found != expected["sha256"] and relative in skipped:
+                # an earlier copy of the same size but other bytes: copy it again, once
+                fs.rm(target)
+                sent += _copy(f"{snapshot_folder}/{relative}", fs, target, expected["bytes"], chunk_bytes)
+                found = _sha256(fs, target)
             if found != expected["sha256"]:
-                if relative in skipped:  # an old copy of the same size but other bytes: copy it again, once
-                    fs.rm(target)
-                    sent += _copy(f"{snapshot_folder}/{relative}", fs, target, expected["bytes"], chunk_bytes)
-                    found = _sha256(fs, target)
-                if found != expected["sha256"]:
-                    raise ChecksumMismatch(
-                        f"{shown}/{model}/{snapshot}/{relative}: sha256 {found[:16]}… at the destination, "
-                        f"{expected['sha256'][:16]}… in the manifest; LATEST not moved (rebuild the snapshot with "
-                        f"`linkrec embeddings build --force` if its own file changed)")
+                wrong.append(f"{shown}/{model}/{snapshot}/{relative}: sha256 {found[:16]}… at the destination, "
+                             f"{expected['sha256'][:16]}… in the manifest")
+        if wrong:
+            raise ChecksumMismatch("; ".join(wrong) + "; LATEST not moved (if the snapshot's own files changed, "
+                                   "rebuild it with `linkrec embeddings build --force`)")
         fs.pipe_file(posixpath.join(folder, MANIFEST), manifest_text.encode("utf-8"))
         latest = posixpath.join(root, model, LATEST)
         previous = fs.cat_file(latest).decode().strip() if fs.exists(latest) else None

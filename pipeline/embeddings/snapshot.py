@@ -187,7 +187,8 @@ def build(spark, warehouse, config: Config, kind: str = "links", qids: str | Non
         "model": name, "wiki": wiki, "kind": kind, "snapshot": snapshot, "fingerprint": stamp,
         "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(), "linkrec": __version__,
         "input": {"snapshot": snapshot, "qids": qids, "sessions": sessions},
-        "parameters": {k: v for k, v in config.to_dict()["embeddings"].items() if not k.startswith(("publish", "keep"))},
+        "parameters": {k: v for k, v in config.to_dict()["embeddings"].items()
+                       if not k.startswith(("publish", "keep"))},
         "vectors": {"normalised": "l2", "dtype": "float32", "columns": ["key", "page_id", "title", "vector"]},
         "index": {**index_settings.to_dict(), "file": INDEX_FILE, "labels": "page_id",
                   "bytes_per_float32_vector_byte": round(checksums[INDEX_FILE]["bytes"] / max(vector_bytes, 1), 3)},
