@@ -134,8 +134,10 @@ def test_progress_lines_say_done_total_rate_and_eta():
 # --- nightly ----------------------------------------------------------------------------------------------------
 
 def nightly(warehouse, dumps, reports, now, *extra):
-    result = run_cli(["--warehouse", str(warehouse), "nightly", "--wikis", "brokenwiki,ltgwiki", "--dump-dir",
-                      str(dumps), "--report-dir", str(reports), "--now", now, "--json", *extra])
+    published = warehouse.parent / "published"
+    result = run_cli(["--warehouse", str(warehouse), "--set", f"embeddings.publish_to={published}", "nightly",
+                      "--wikis", "brokenwiki,ltgwiki", "--dump-dir", str(dumps), "--report-dir", str(reports),
+                      "--now", now, "--embeddings", "--json", *extra])
     return result.exit_code, last_json(result.stdout), result.stderr
 
 
@@ -162,6 +164,10 @@ def test_nightly_one_wiki_failing_does_not_stop_the_other(nightly_runs):
     recommend = ltg["summary"]["recommend"]
     assert recommend["changed"] and recommend["database"]["rows_written"] == recommend["with_links"] > 100
     assert set(ltg["summary"]["seconds_per_stage"]) >= {"ingest", "train", "recommend", "write"}
+    # --embeddings: the link-based embeddings of the new snapshot, built and published
+    assert ltg["embeddings"]["reused"] is False and ltg["embeddings"]["vectors"] > 600
+    published = reports.parent / "published" / "ltgwiki-links"
+    assert (published / "LATEST").read_text().strip() == ltg["embeddings"]["published"] == "20170901"
 
 
 def test_a_second_night_with_unchanged_input_retrains_nothing_and_changes_nothing(nightly_runs):
@@ -170,6 +176,7 @@ def test_a_second_night_with_unchanged_input_retrains_nothing_and_changes_nothin
     ltg = summary["wikis"]["ltgwiki"]["summary"]
     assert ltg["ingest"]["reused"] and ltg["train"]["reused"]
     assert not ltg["recommend"]["changed"] and ltg["recommend"]["database"]["unchanged"] == 896
+    assert summary["wikis"]["ltgwiki"]["embeddings"]["reused"] is True  # same input snapshot: not rebuilt
 
 
 def test_a_rerun_of_the_same_night_resumes_without_redoing_finished_wikis(nightly_runs):
