@@ -261,6 +261,8 @@ class EmbeddingsConfig:
     step_size: float = 0.025
     seed: int = 42
     max_document_length: int = 1000
+    # links to pages the input lacks (red links) as context words: measured to make neighbours worse (README)
+    missing_targets: bool = False
     # the nearest-neighbour index: usearch HNSW over cosine, vectors quantised to this type
     index_quantisation: str = "f16"
     index_connectivity: int = 16

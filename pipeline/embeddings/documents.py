@@ -25,18 +25,29 @@ def article_keys(titles: DataFrame, wiki: str, qids: DataFrame | None) -> DataFr
                         F.col("qid").isNotNull().alias("has_qid"))
 
 
-def out_link_documents(links: DataFrame, keys: DataFrame) -> DataFrame:
+def missing_key(wiki: str, title):
+    """The word of a link to a page the input does not have: a context word only, never an article's key."""
+    return F.concat(F.lit(f"{wiki}:missing:"), title)
+
+
+def out_link_documents(links: DataFrame, keys: DataFrame, wiki: str, missing_targets: bool = False) -> DataFrame:
     """page_id, out_keys: the distinct articles each article links to (redirects resolved, no self-links),
-    in the order of their first link in the text. Articles without such a link have no row."""
-    targets = links.where((F.col("kind") == "link") & (F.col("resolved_namespace") == 0)
-                          & F.col("resolved_page_id").isNotNull()
+    in the order of their first link in the text; with `missing_targets`, links to main-namespace pages the
+    input lacks too (red links; on a sample or a truncated dump, most links). Articles without such a link
+    have no row."""
+    links = links.where(F.col("kind") == "link")
+    targets = links.where((F.col("resolved_namespace") == 0) & F.col("resolved_page_id").isNotNull()
                           & (F.col("resolved_page_id") != F.col("source_page_id")))
     first = targets.groupBy("source_page_id", "resolved_page_id").agg(F.min("offset").alias("offset"))
     target_keys = keys.select(F.col("page_id").alias("resolved_page_id"), F.col("key").alias("target_key"))
     # a link to a redirect whose target is not an article (a section of a non-article) has no key: dropped here
-    keyed = first.join(target_keys, "resolved_page_id")
+    keyed = first.join(target_keys, "resolved_page_id").select("source_page_id", "offset", "target_key")
+    if missing_targets:
+        missing = links.where((F.col("target_class") == "missing") & (F.col("target_namespace") == 0))
+        keyed = keyed.unionByName(missing.groupBy("source_page_id", missing_key(wiki, F.col("target_title"))
+                                                  .alias("target_key")).agg(F.min("offset").alias("offset")))
     ordered = keyed.groupBy("source_page_id").agg(
-        F.array_sort(F.collect_list(F.struct("offset", "resolved_page_id", "target_key"))).alias("items"))
+        F.array_sort(F.collect_list(F.struct("offset", "target_key"))).alias("items"))
     return ordered.select(F.col("source_page_id").alias("page_id"),
                           F.transform("items", lambda item: item["target_key"]).alias("out_keys"))
 

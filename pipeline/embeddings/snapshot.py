@@ -109,7 +109,8 @@ def build(spark, warehouse, config: Config, kind: str = "links", qids: str | Non
     say(f"linkrec: embeddings {name}: collecting documents …")
     view_counts = {}
     if kind == "links":
-        docs = documents.out_link_documents(warehouse.read("links", wiki, snapshot), keys)
+        docs = documents.out_link_documents(warehouse.read("links", wiki, snapshot), keys, wiki,
+                                            settings.missing_targets)
         # the article's own key first, then its out-links: the key learns from the company it keeps
         training = docs.join(keys.select("page_id", "key"), "page_id").select(
             "page_id", F.concat(F.array("key"), "out_keys").alias("tokens"), "out_keys")
