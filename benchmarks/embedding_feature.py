@@ -75,7 +75,7 @@ def fit(examples: np.ndarray, names: list[str], config):
     return xgb.train(params, matrix, num_boost_round=config.model.n_estimators)
 
 
-def measure(spark, root: str, wiki: str) -> dict:
+def measure(spark, root: str, wiki: str, overrides: tuple[str, ...] = ()) -> dict:
     import xgboost as xgb
     from pyspark.sql import functions as F
 
@@ -85,7 +85,7 @@ def measure(spark, root: str, wiki: str) -> dict:
     from pipeline.model.train import load_lookups, page_sentences, read_examples
     from pipeline.warehouse import Warehouse, current_snapshot
 
-    config = load_config(wiki)
+    config = load_config(wiki, overrides=overrides)
     warehouse = Warehouse(spark, root)
     snapshot = current_snapshot(warehouse, wiki)
     feature = similarity_feature(*word_vectors(spark, warehouse, config, snapshot))
@@ -96,7 +96,7 @@ def measure(spark, root: str, wiki: str) -> dict:
               "with": (fit(np.hstack([examples, extra]), names, config), names)}
     lookups = load_lookups(warehouse, config, "leakage_free")
     gold = page_sentences(warehouse, config, F.col("gold")).collect()
-    totals = {k: np.zeros((len(THRESHOLDS), 3)) for k in models}
+    per_sentence = {k: [] for k in models}  # one (thresholds × (predicted, correct, true)) array per sentence
     for page in gold:
         for row in page.sentences:
             group = sentence_candidates(row.text, lookups, page.page_id, config.model.candidates_per_anchor)
@@ -107,22 +107,44 @@ def measure(spark, root: str, wiki: str) -> dict:
                 scores = booster.predict(xgb.DMatrix(np.array(rows, np.float64).reshape(-1, len(columns)),
                                                      feature_names=columns)) if rows else []
                 scored = list(zip(group, list(scores), strict=True))
+                counts = np.zeros((len(THRESHOLDS), 3))
                 for i, threshold in enumerate(THRESHOLDS):
                     chosen = {(c.match.anchor, c.target_id) for c, _ in choose_links(scored, threshold)}
-                    totals[kind][i] += (len(chosen), len(chosen & truth), len(truth))
-    out = {"wiki": wiki, "training_examples": len(examples), "gold_sentences": sum(len(p.sentences) for p in gold)}
-    for kind, t in totals.items():
-        p = np.divide(t[:, 1], t[:, 0], out=np.zeros(len(t)), where=t[:, 0] > 0)
-        r = np.divide(t[:, 1], t[:, 2], out=np.zeros(len(t)), where=t[:, 2] > 0)
+                    counts[i] = (len(chosen), len(chosen & truth), len(truth))
+                per_sentence[kind].append(counts)
+    out = {"wiki": wiki, "training_examples": len(examples), "gold_sentences": sum(len(p.sentences) for p in gold),
+           "gold_links": int(sum(c[0, 2] for c in per_sentence["without"]))}
+    arrays = {k: np.array(v) for k, v in per_sentence.items()}
+    for kind, a in arrays.items():
+        p, r = curve(a.sum(axis=0))
         out[kind] = {"precision_0.5": round(float(p[5]), 3), "recall_0.5": round(float(r[5]), 3),
-                     "best_recall_at_precision_0.75": round(float(max([r[i] for i in range(len(t)) if p[i] >= 0.75],
-                                                                       default=0.0)), 3)}
+                     "best_recall_at_precision_0.75": round(best_recall(a.sum(axis=0)), 3)}
+    # paired bootstrap over the gold sentences: how often the feature's gain in recall at precision ≥ 0.75 holds
+    rng = np.random.default_rng(0)
+    gains = []
+    for _ in range(1000):
+        pick = rng.integers(0, len(arrays["with"]), len(arrays["with"]))
+        gains.append(best_recall(arrays["with"][pick].sum(axis=0)) - best_recall(arrays["without"][pick].sum(axis=0)))
+    out["gain_bootstrap"] = {"mean": round(float(np.mean(gains)), 3), "share_positive": round(float(np.mean(
+        np.array(gains) > 0)), 3), "interval_95": [round(float(np.percentile(gains, q)), 3) for q in (2.5, 97.5)]}
     return out
+
+
+def curve(totals: np.ndarray):
+    p = np.divide(totals[:, 1], totals[:, 0], out=np.zeros(len(totals)), where=totals[:, 0] > 0)
+    r = np.divide(totals[:, 1], totals[:, 2], out=np.zeros(len(totals)), where=totals[:, 2] > 0)
+    return p, r
+
+
+def best_recall(totals: np.ndarray, precision: float = 0.75) -> float:
+    p, r = curve(totals)
+    return float(max([r[i] for i in range(len(totals)) if p[i] >= precision], default=0.0))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wikis", nargs="+", default=list(DUMPS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="Word2Vec seeds, one measure each.")
     args = parser.parse_args()
     from click.testing import CliRunner
 
@@ -139,7 +161,9 @@ def main() -> None:
             if done.exit_code:
                 print(json.dumps({"wiki": wiki, "skipped": done.stderr.strip()[-300:]}), flush=True)
                 continue
-            print(json.dumps(measure(spark, root, wiki)), flush=True)
+            for seed in args.seeds:
+                print(json.dumps({"seed": seed, **measure(spark, root, wiki, (f"embeddings.seed={seed}",))}),
+                      flush=True)
 
 
 if __name__ == "__main__":

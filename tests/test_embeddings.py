@@ -294,8 +294,9 @@ def test_neighbours_come_from_the_snapshot_and_from_where_it_was_published(ltg_l
     assert sims == sorted(sims, reverse=True) and found["page_id"] not in {n["page_id"] for n in found["neighbours"]}
     rows = {r["page_id"]: np.asarray(r["vector"]) for r in vectors_of(Path(ltg_links["path"]))}
     query = rows[found["page_id"]]
-    exact = sorted((float(query @ v), pid) for pid, v in rows.items() if pid != found["page_id"])[::-1][:5]
-    assert len({pid for _, pid in exact} & {n["page_id"] for n in found["neighbours"]}) >= 4
+    fifth = sorted((float(query @ v) for pid, v in rows.items() if pid != found["page_id"]), reverse=True)[4]
+    # as good as the exact top 5 (ties allowed: articles with the same out-links share a vector)
+    assert sum(float(query @ rows[n["page_id"]]) >= fifth - 1e-3 for n in found["neighbours"]) >= 4
     assert all(abs(n["similarity"] - float(query @ rows[n["page_id"]])) < 0.01 for n in found["neighbours"])
     pub = run_cli(["--warehouse", str(warehouse_dir), "embeddings", "publish", "--wiki", "ltgwiki", "--to",
                    str(tmp_path / "pub"), "--json"])
