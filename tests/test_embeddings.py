@@ -198,6 +198,11 @@ def test_publish_over_sftp_is_interrupted_then_resumes_where_it_stopped(tmp_path
     for relative in ("index.usearch", "vectors/part-00001.parquet"):
         assert (remote / "20260101" / relative).read_bytes() == (folder / relative).read_bytes()
     assert not partial.exists()
+    # the next month's snapshot: LATEST is renamed over the old one (SFTP posix-rename)
+    newer = make_snapshot(tmp_path, "xxwiki-links", "20260201", sizes=(1_000, 1_000), seed=3)
+    publish.publish(warehouse, str(newer), sftp_dropping.url, keep=1, ssh_key=key)
+    assert (remote / "LATEST").read_text().strip() == "20260201"
+    assert sorted(p.name for p in remote.iterdir()) == ["20260201", "LATEST"]
 
 
 @pytest.fixture

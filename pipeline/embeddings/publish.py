@@ -76,10 +76,20 @@ def _copy(source: str, fs, target: str, expected: int, chunk_bytes: int) -> int:
             handle.write(chunk)
             handle.flush()
             sent += len(chunk)
-    if fs.exists(target):
-        fs.rm(target)
-    fs.mv(partial, target)
+    _replace(fs, partial, target)
     return sent
+
+
+def _replace(fs, source: str, target: str) -> None:
+    """Rename over an existing file: one atomic step where the store has it (POSIX rename, SFTP
+    posix-rename), so a reader of LATEST never finds it missing; else delete, then rename."""
+    try:
+        fs.mv(source, target)
+    except OSError:
+        if not fs.exists(target):
+            raise
+        fs.rm(target)
+        fs.mv(source, target)
 
 
 def publish(warehouse, snapshot_folder: str, uri: str, keep: int, chunk_bytes: int = 8 << 20,
@@ -123,9 +133,7 @@ def publish(warehouse, snapshot_folder: str, uri: str, keep: int, chunk_bytes: i
         latest = posixpath.join(root, model, LATEST)
         previous = fs.cat_file(latest).decode().strip() if fs.exists(latest) else None
         fs.pipe_file(latest + PARTIAL, snapshot.encode("utf-8") + b"\n")
-        if fs.exists(latest):
-            fs.rm(latest)
-        fs.mv(latest + PARTIAL, latest)
+        _replace(fs, latest + PARTIAL, latest)
         removed = prune(fs, posixpath.join(root, model), keep, snapshot)
     except (ChecksumMismatch, EmbeddingError):
         raise
