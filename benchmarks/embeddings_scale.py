@@ -52,7 +52,7 @@ def corpus_run(dump: str, wiki: str, copies: int, workdir: Path, driver_memory: 
             "vector_bytes": sum(v["bytes"] for k, v in built["files"].items() if k.startswith("vectors/"))}
 
 
-def vocabulary_run(vocabulary: int, dimensions: int, driver_memory: str) -> dict:
+def vocabulary_run(vocabulary: int, dimensions: int, driver_memory: str, result_size: str = "1g") -> dict:
     import scale
     from pyspark.sql import functions as F
 
@@ -60,7 +60,8 @@ def vocabulary_run(vocabulary: int, dimensions: int, driver_memory: str) -> dict
     from pipeline.embeddings import vectors
     from pipeline.spark import get_spark
 
-    spark = get_spark(SparkConfig(master="local[2]", driver_memory=driver_memory, shuffle_partitions=8))
+    spark = get_spark(SparkConfig(master="local[2]", driver_memory=driver_memory, shuffle_partitions=8,
+                                  conf={"spark.driver.maxResultSize": result_size}))
     # every key starts one document of 25 keys: itself and 24 others, skewed towards small numbers
     picks = [F.floor(F.pow(F.rand(seed=i), F.lit(3.0)) * vocabulary).cast("long") for i in range(24)]
     docs = spark.range(vocabulary).select(F.array(*[F.concat(F.lit("k"), c.cast("string"))
@@ -73,7 +74,7 @@ def vocabulary_run(vocabulary: int, dimensions: int, driver_memory: str) -> dict
         kept = model.getVectors().count()
     spark.stop()
     shutil.rmtree(f"/tmp/linkrec-w2v-{vocabulary}", ignore_errors=True)
-    return {"vocabulary": kept, "dimensions": dimensions, "driver_heap": driver_memory,
+    return {"vocabulary": kept, "dimensions": dimensions, "driver_heap": driver_memory, "max_result_size": result_size,
             "formula_mb": round(vectors.driver_bytes(kept, dimensions) / 2**20),
             "jvm_peak_mb": round(measured.peaks["jvm"]), "wall_s": round(measured.wall, 1),
             "cpu_s": round(measured.cpu, 1)}
@@ -85,7 +86,8 @@ def in_own_process(call: str) -> dict:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
-        return {"call": call, "failed": done.returncode, "error": done.stderr[-1500:]}
+        causes = [line.strip() for line in done.stderr.splitlines() if "Exception:" in line or "Error:" in line]
+        return {"call": call, "failed": done.returncode, "error": causes[:3] or done.stderr[-1500:]}
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -97,11 +99,12 @@ def main() -> None:
     parser.add_argument("--vocabulary", type=int, nargs="+")
     parser.add_argument("--dimensions", type=int, default=100)
     parser.add_argument("--driver-memory", default="3g")
+    parser.add_argument("--max-result-size", default="1g", help="spark.driver.maxResultSize (Spark's default: 1g).")
     args = parser.parse_args()
     if args.vocabulary:
         for size in args.vocabulary:
-            print(json.dumps(in_own_process(f"e.vocabulary_run({size}, {args.dimensions}, {args.driver_memory!r})")),
-                  flush=True)
+            print(json.dumps(in_own_process(f"e.vocabulary_run({size}, {args.dimensions}, {args.driver_memory!r}, "
+                                            f"{args.max_result_size!r})")), flush=True)
         return
     for copies in args.k:
         workdir = Path(tempfile.mkdtemp(prefix="linkrec-emb-scale-"))
