@@ -43,13 +43,14 @@ def exit_code(exc: Exception) -> int | None:
     from pipeline.ingest.dumpreader import DumpError
     from pipeline.jobs import UsageError
     from pipeline.model import ModelError
+    from pipeline.orphans import OrphanError
     from pipeline.warehouse import NotIngested, WarehouseBusy
     from sinks.base import MassDeleteRefused, SinkError, SinkUnusable
     from sinks.query import QueryError
 
     for kinds, code in (((UsageError, QueryError), EXIT_USAGE), ((WarehouseBusy, PublishInterrupted), EXIT_INCOMPLETE),
                         ((SinkUnusable, ConfigError, DumpError, ModelError, NotIngested, MassDeleteRefused,
-                          EmbeddingError),
+                          EmbeddingError, OrphanError),
                          EXIT_FAILED),
                         ((SinkError,), EXIT_INCOMPLETE)):
         if isinstance(exc, kinds):
