@@ -30,11 +30,10 @@ def word_vectors(spark, warehouse, config, snapshot):
     from pyspark.sql import functions as F
 
     from pipeline.embeddings import documents, vectors
+    from pipeline.model import tables
 
     wiki = config.wiki
-    sentences = warehouse.read("sentences", wiki, snapshot)
-    removed = (sentences.where("gold").select(F.col("page_id").alias("source_page_id"), F.explode("links").alias("l"))
-               .select("source_page_id", F.col("l.offset").alias("offset")))
+    removed = tables.gold_links(warehouse.read("sentences", wiki, snapshot))
     links = warehouse.read("links", wiki, snapshot).join(removed, ["source_page_id", "offset"], "left_anti")
     keys = documents.article_keys(warehouse.read("titles", wiki, snapshot), wiki, None)
     docs = documents.out_link_documents(links, keys, wiki, config.embeddings.missing_targets)

@@ -31,11 +31,14 @@ def snapshots_root(warehouse) -> str:
     return f"{warehouse.root}/embeddings"
 
 
+def build_parameters(config: Config) -> dict:
+    """The `[embeddings]` settings that shape a build (not where it is published nor how many are kept)."""
+    return {k: v for k, v in config.to_dict()["embeddings"].items() if not k.startswith(("publish", "keep"))}
+
+
 def fingerprint(config: Config, kind: str, snapshot: str, qids: str | None, sessions: str | None) -> str:
     relevant = {"kind": kind, "snapshot": snapshot, "qids": qids, "sessions": sessions,
-                "embeddings": {k: v for k, v in config.to_dict()["embeddings"].items()
-                               if not k.startswith(("publish", "keep"))},
-                "version": SNAPSHOT_VERSION}
+                "embeddings": build_parameters(config), "version": SNAPSHOT_VERSION}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -94,8 +97,6 @@ def build(spark, warehouse, config: Config, kind: str = "links", qids: str | Non
     if existing and existing.get("fingerprint") == stamp and not force:
         say(f"linkrec: embeddings {name}/{snapshot} are up to date (built {existing['built_at']})")
         return {**existing, "reused": True}
-    if not vectors.fits_in_spark_word2vec(1, settings.dimensions):
-        raise EmbeddingError(f"embeddings.dimensions {settings.dimensions} is beyond Spark's Word2Vec")
     started = time.time()
     seconds = {}
     titles = warehouse.read("titles", wiki, snapshot)
@@ -172,11 +173,11 @@ def build(spark, warehouse, config: Config, kind: str = "links", qids: str | Non
     with tempfile.TemporaryDirectory(prefix="linkrec-index-") as local:
         ann.build_index(dataset, index_settings, os.path.join(local, INDEX_FILE),
                         Progress("index", with_vector, say))
-        warehouse.delete(f"{work}")
         from pyarrow import fs as pafs
 
         pafs.copy_files(os.path.join(local, INDEX_FILE), filesystem(f"{staging}/{INDEX_FILE}")[1],
                         source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    warehouse.delete(work)
     seconds["index"] = round(time.time() - mark, 1)
 
     checksums = {}
@@ -188,8 +189,7 @@ def build(spark, warehouse, config: Config, kind: str = "links", qids: str | Non
         "model": name, "wiki": wiki, "kind": kind, "snapshot": snapshot, "fingerprint": stamp,
         "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(), "linkrec": __version__,
         "input": {"snapshot": snapshot, "qids": qids, "sessions": sessions},
-        "parameters": {k: v for k, v in config.to_dict()["embeddings"].items()
-                       if not k.startswith(("publish", "keep"))},
+        "parameters": build_parameters(config),
         "vectors": {"normalised": "l2", "dtype": "float32", "columns": ["key", "page_id", "title", "vector"]},
         "index": {**index_settings.to_dict(), "file": INDEX_FILE, "labels": "page_id",
                   "bytes_per_float32_vector_byte": round(checksums[INDEX_FILE]["bytes"] / max(vector_bytes, 1), 3)},

@@ -5,8 +5,6 @@ it links to an article the model knows. Reading model: its own key's vector. Vec
 
 from __future__ import annotations
 
-import math
-
 from pyspark.ml.feature import Word2Vec
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.stat import Summarizer
@@ -70,13 +68,3 @@ def driver_bytes(vocabulary: int, dimensions: int) -> int:
     output weights), also broadcast to every executor each iteration; Spark refuses when one array has
     more than 2³¹ − 1 values."""
     return 2 * 4 * vocabulary * dimensions
-
-
-def fits_in_spark_word2vec(vocabulary: int, dimensions: int) -> bool:
-    return vocabulary * dimensions < 2 ** 31 - 1
-
-
-def cosine(a, b) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
-    return dot / norm if norm else 0.0

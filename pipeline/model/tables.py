@@ -202,6 +202,12 @@ def build_sentences(article_text: DataFrame, usable_links: DataFrame, fraction: 
             .drop("first_index"))
 
 
+def gold_links(sentences: DataFrame) -> DataFrame:
+    """source_page_id, offset of every link in a gold sentence: what the leakage-free protocol removes."""
+    return (sentences.where("gold").select(F.col("page_id").alias("source_page_id"), F.explode("links").alias("l"))
+            .select("source_page_id", F.col("l.offset").alias("offset")))
+
+
 def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: Config, min_links: int,
                      removed_links: DataFrame | None = None) -> DataFrame:
     """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability.

@@ -108,8 +108,7 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
     test_only = usable_links < config.model.min_training_links
     fraction = 1.0 if test_only else tables.effective_test_fraction(config, articles)
     sentences = write("sentences", tables.build_sentences(article_text, usable, fraction, config.model.seed))
-    removed = (sentences.where("gold").select(F.col("page_id").alias("source_page_id"), F.explode("links").alias("l"))
-               .select("source_page_id", F.col("l.offset").alias("offset")))
+    removed = tables.gold_links(sentences)
     stats = {"snapshot": snapshot, "fingerprint": fingerprint, "wikidata": wikidata, "articles": articles,
              "test_fraction": fraction, "test_only": test_only, "min_anchor_links": min_links,
              "excluded_targets": excluded.count(), "usable_links": usable_links}
