@@ -286,6 +286,48 @@ class EmbeddingsConfig:
 
 
 @dataclass(frozen=True)
+class OrphansConfig:
+    # run and nightly write the orphan task when the wiki's orphan model passes its gate
+    enabled: bool = True
+    table: str = "growthexperiments_orphan_link_recommendations"
+    minimum_link_score: float = 0.5
+    maximum_links_per_task: int = 3
+    minimum_links_per_task: int = 1
+    # mention filters (README: each one's effect)
+    min_mention_chars: int = 4
+    min_mention_chars_spaceless: int = 2
+    max_plain_share: float = 0.02
+    min_plain_pages: int = 10
+    max_anchor_probability: float = 0.3
+    case_check: bool = True
+    # simulated orphans: articles with this many incoming article links, their links removed
+    simulated_min_incoming: int = 1
+    simulated_max_incoming: int = 5
+    simulated_max: int = 20000
+    simulated_test_fraction: float = 0.5
+    n_estimators: int = 150
+    max_depth: int = 4
+    gate_threshold: float = 0.5
+    gate_min_precision: float = 0.75
+    gate_min_recall: float = 0.20
+
+    def check(self) -> None:
+        for key in ("maximum_links_per_task", "minimum_links_per_task", "min_mention_chars",
+                    "min_mention_chars_spaceless", "simulated_min_incoming", "simulated_max_incoming", "simulated_max",
+                    "n_estimators", "max_depth"):
+            _positive(getattr(self, key), f"orphans.{key}")
+        for key in ("minimum_link_score", "max_plain_share", "max_anchor_probability", "simulated_test_fraction",
+                    "gate_threshold", "gate_min_precision", "gate_min_recall"):
+            _fraction(getattr(self, key), f"orphans.{key}")
+        if self.minimum_links_per_task > self.maximum_links_per_task:
+            raise ConfigError("orphans.minimum_links_per_task must not exceed orphans.maximum_links_per_task")
+        if self.simulated_min_incoming > self.simulated_max_incoming:
+            raise ConfigError("orphans.simulated_min_incoming must not exceed orphans.simulated_max_incoming")
+        if not re.fullmatch(r"[A-Za-z0-9_]+", self.table):
+            raise ConfigError(f"orphans.table: {self.table!r} must be a plain SQL table name")
+
+
+@dataclass(frozen=True)
 class Config:
     wiki: str
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -299,6 +341,7 @@ class Config:
     sinks: SinksConfig = field(default_factory=SinksConfig)
     lookups: LookupsConfig = field(default_factory=LookupsConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
+    orphans: OrphansConfig = field(default_factory=OrphansConfig)
     sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -323,6 +366,7 @@ SECTION_TYPES_CLS = {
     "spark": SparkConfig, "ingest": IngestConfig, "text": TextConfig, "dictionary": DictionaryConfig,
     "model": ModelConfig, "gate": GateConfig, "recommend": RecommendConfig,
     "targeting": TargetingConfig, "sinks": SinksConfig, "lookups": LookupsConfig, "embeddings": EmbeddingsConfig,
+    "orphans": OrphansConfig,
 }
 
 

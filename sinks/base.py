@@ -15,6 +15,35 @@ SET = "set"
 CLEAR = "clear"
 
 
+@dataclass(frozen=True)
+class Task:
+    """A suggested-edit task's place in the sinks: its rows table and its weighted-tag group
+    (`recommendation.<name>/exists`, found by `hasrecommendation:<name>`)."""
+
+    name: str
+    table: str
+
+    @property
+    def prefix(self) -> str:
+        return f"recommendation.{self.name}"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.prefix}/exists"
+
+
+LINK = Task("link", "growthexperiments_link_recommendations")
+ORPHAN_LINK = "orphan_link"
+
+
+def orphan_task(table: str = "growthexperiments_orphan_link_recommendations") -> Task:
+    return Task(ORPHAN_LINK, table)
+
+
+def task_named(name: str, orphan_table: str = "growthexperiments_orphan_link_recommendations") -> Task:
+    return LINK if name == LINK.name else orphan_task(orphan_table)
+
+
 class SinkError(Exception):
     """A sink could not do its part; the run is incomplete and a re-run converges."""
 
@@ -133,7 +162,7 @@ class PageResult:
 
 @dataclass(frozen=True)
 class TagChange:
-    """The search-index side of one page result: `set` recommendation.link/exists or `clear` the group.
+    """The search-index side of one page result: `set` the task's tag or `clear` its group.
     `changed`: the batch made or changed a task, or removed one (the events sink publishes only those)."""
 
     page_id: int
@@ -184,7 +213,9 @@ class TagCounts:
 
 
 class Database:
-    """Rows of growthexperiments_link_recommendations, read back with the submissions table."""
+    """Rows of one task's recommendations table, read back with the submissions table."""
+
+    task: Task = LINK
 
     def submissions(self) -> tuple[set[int], dict[int, set[int]]]:
         """Revisions that have a submission row, and per page the targets rejected twice or more."""
@@ -216,7 +247,7 @@ class Database:
 
 
 class Tags:
-    """The weighted tag recommendation.link/exists in a search index (or an event stream)."""
+    """One task's weighted tag (recommendation.link/exists, …) in a search index (or an event stream)."""
 
     def apply(self, changes: list[TagChange], force: bool = False) -> TagCounts:
         raise NotImplementedError

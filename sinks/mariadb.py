@@ -12,19 +12,24 @@ from urllib.parse import parse_qs, unquote
 
 import pymysql
 
-from sinks.base import SinkError, SinkUnusable, backoff, parse_url, redact
-from sinks.table import RECOMMENDATIONS, STATE, SUBMISSIONS, SqlDatabase
+from sinks.base import LINK, SinkError, SinkUnusable, Task, backoff, parse_url, redact
+from sinks.table import STATE, SUBMISSIONS, SqlDatabase
 
 log = logging.getLogger(__name__)
 
-SCHEMA = [
-    f"""CREATE TABLE IF NOT EXISTS {RECOMMENDATIONS} (
+
+
+def recommendations_schema(table: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
   gelr_revision INT UNSIGNED NOT NULL,
   gelr_page INT UNSIGNED NOT NULL,
   gelr_data MEDIUMBLOB DEFAULT NULL,
   PRIMARY KEY (gelr_revision),
   INDEX gelr_page (gelr_page)
-)""",
+)"""
+
+
+SCHEMA = [
     f"""CREATE TABLE IF NOT EXISTS {SUBMISSIONS} (
   gels_revision INT UNSIGNED NOT NULL,
   gels_target INT UNSIGNED NOT NULL,
@@ -94,21 +99,24 @@ class MariaDbDatabase(SqlDatabase):
     mark = "%s"
 
     def __init__(self, url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, task: Task = LINK):
+        self.task = task
         self.url = url
         self.lock = lock
         self.timeout = timeout
         # a read that hangs longer than any statement may run is a lost connection
         wait = int(timeout) + 30
         self.options = {**connection_options(url), "read_timeout": wait, "write_timeout": wait}
-        self.lock_name = f"linkrec:{self.options['database']}:{wiki}"
+        # one lock per wiki and task: the orphan task's run does not wait for the link task's
+        self.lock_name = f"linkrec:{self.options['database']}:{wiki}" + ("" if task == LINK else f":{task.name}")
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         self.retried = 0
         self.connection = None
         self._with_retries(self._connect)
         if lock:
-            self.transaction(lambda cursor: [cursor.execute(statement) for statement in SCHEMA])
+            self.transaction(lambda cursor: [cursor.execute(statement)
+                                             for statement in [recommendations_schema(task.table), *SCHEMA]])
 
     def _connect(self):
         if self.connection is not None:

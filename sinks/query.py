@@ -3,7 +3,7 @@ negations, counted, searched, and every tagged page listed (contracts.md §2).""
 
 from __future__ import annotations
 
-from sinks.search import EXISTS
+from sinks.base import LINK, ORPHAN_LINK, Task
 from sinks.topic_table import TOPIC_PREFIX
 
 
@@ -11,7 +11,15 @@ class QueryError(ValueError):
     pass
 
 
-HAS_RECOMMENDATION = {"match": {"weighted_tags": {"query": EXISTS}}}
+TASKS = (LINK.name, ORPHAN_LINK)
+
+
+def has_recommendation(task: Task | str = LINK) -> dict:
+    name = task if isinstance(task, str) else task.name
+    return {"match": {"weighted_tags": {"query": f"recommendation.{name}/exists"}}}
+
+
+HAS_RECOMMENDATION = has_recommendation(LINK)
 
 
 def parse_query(text: str, keywords: dict[str, str]) -> dict:
@@ -24,9 +32,9 @@ def parse_query(text: str, keywords: dict[str, str]) -> dict:
         negated = token.startswith("-")
         keyword, _, value = token.lstrip("-").partition(":")
         if keyword == "hasrecommendation":
-            if value != "link":
-                raise QueryError(f"{token!r}: only hasrecommendation:link is supported")
-            (must_not if negated else filters).append(HAS_RECOMMENDATION)
+            if value not in TASKS:
+                raise QueryError(f"{token!r}: expected hasrecommendation:{' or hasrecommendation:'.join(TASKS)}")
+            (must_not if negated else filters).append(has_recommendation(value))
         elif keyword == "articletopic":
             names = [v for v in value.lower().split("|") if v]
             unknown = [v for v in names if v not in keywords]
@@ -58,10 +66,10 @@ def count(client, index: str, query: dict) -> int:
     return int(client.count(index=index, query=query)["count"])
 
 
-def tagged_pages(client, index: str) -> set[int]:
-    """Every page carrying recommendation.link/exists."""
+def tagged_pages(client, index: str, task: Task = LINK) -> set[int]:
+    """Every page carrying the task's tag (recommendation.link/exists, …)."""
     from elasticsearch import helpers
 
-    hits = helpers.scan(client, index=index, query={"query": {"bool": {"filter": [HAS_RECOMMENDATION]}}},
+    hits = helpers.scan(client, index=index, query={"query": {"bool": {"filter": [has_recommendation(task)]}}},
                         _source=False, size=1000)
     return {int(hit["_id"]) for hit in hits}

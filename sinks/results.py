@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from pipeline.recommend import eligibility as rules
-from sinks.base import MassDeleteRefused, PageResult, Published, SinkCounts, SinkError, TagCounts, publish
+from sinks.base import LINK, MassDeleteRefused, PageResult, Published, SinkCounts, SinkError, TagCounts, Task, publish
 
 NOT_OURS = frozenset({rules.NOT_MAIN_NAMESPACE, rules.HAS_SUBMISSION})
 
@@ -122,12 +122,14 @@ class SinkSpec:
     now: datetime | None = None
     force: bool = False
     timeout: float = 60.0
+    task: Task = LINK
 
     def open_database(self):
         from sinks.connect import open_database
 
         # the driver holds the run's lock and has created the schema
-        return open_database(self.db, self.wiki, self.retries, self.backoff_seconds, lock=False, timeout=self.timeout)
+        return open_database(self.db, self.wiki, self.retries, self.backoff_seconds, lock=False, timeout=self.timeout,
+                             task=self.task)
 
     def open(self):
         from sinks.connect import open_tags
@@ -135,7 +137,7 @@ class SinkSpec:
         database = self.open_database()
         try:
             tags = open_tags(self.wiki, self.now, self.index, self.search_url, self.search_mode, None,
-                             self.bulk_size, self.retries, self.backoff_seconds, self.timeout)
+                             self.bulk_size, self.retries, self.backoff_seconds, self.timeout, self.task)
         except BaseException:
             database.finish()
             raise
@@ -182,7 +184,7 @@ def publish_from_executors(spark, warehouse, wiki: str, snapshot: str, output: s
 
 
 def write_output(spark, warehouse, config, result, database, tags, db: str, search_url, search_mode, moment,
-                 force: bool, progress, allow_mass_delete: bool = False) -> Published:
+                 force: bool, progress, allow_mass_delete: bool = False, task: Task = LINK) -> Published:
     """Rows and tags of one recommend output: from the executors into MariaDB and a search index, else
     streamed through the driver into the single-file sinks (SQLite, an events file). A run that would
     delete or clear too many tasks is refused first (`sinks.max_delete_share`)."""
@@ -194,7 +196,7 @@ def write_output(spark, warehouse, config, result, database, tags, db: str, sear
     if sinks.from_executors and isinstance(database, MariaDbDatabase):
         spec = SinkSpec(db, config.wiki, sinks.retries, sinks.backoff_seconds, sinks.batch_size, search_url,
                         sinks.search_index.format(wiki=config.wiki), search_mode or sinks.search_mode, sinks.bulk_size,
-                        moment, force, sinks.timeout_seconds)
+                        moment, force, sinks.timeout_seconds, task)
     if not allow_mass_delete:
         check_mass_delete(spark, result.output, database, sinks, spec)
     if spec is not None and not isinstance(tags, EventTags):

@@ -1,4 +1,5 @@
-"""The weighted tag `recommendation.link/exists` in the search index, three ways (contracts.md §2):
+"""A task's weighted tag (`recommendation.link/exists`, `recommendation.orphan_link/exists`) in the search
+index, three ways (contracts.md §2, §4):
 `cirrus` (super_detect_noop + multilist), `painless` (vanilla Elasticsearch / OpenSearch), and `events`
 (page_weighted_tags_change events as NDJSON)."""
 
@@ -11,17 +12,16 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime
 
-from sinks.base import SET, SinkError, SinkUnusable, TagChange, TagCounts, Tags, backoff, parse_url, redact
+from sinks.base import LINK, SET, SinkError, SinkUnusable, TagChange, TagCounts, Tags, Task, backoff, parse_url, redact
 
 log = logging.getLogger(__name__)
 
-PREFIX = "recommendation.link"
-EXISTS = f"{PREFIX}/exists"
-DELETE_GROUPING = f"{PREFIX}/__DELETE_GROUPING__"
+PREFIX = LINK.prefix
+EXISTS = LINK.tag
 EVENT_SCHEMA = "/mediawiki/cirrussearch/page_weighted_tags_change/1.0.0"
 EVENT_STREAM = "mediawiki.cirrussearch.page_weighted_tags_change.v1"
 MODES = ("cirrus", "painless")
-# Keep every tag of other producers; replace only the recommendation.link/ group, and say "noop" when
+# Keep every tag of other producers; replace only the task's group (recommendation.link/, …), and say "noop" when
 # nothing changes so that a re-run leaves the index untouched. (`==` compares lists by value in painless.)
 PAINLESS = """
 def current = ctx._source.weighted_tags;
@@ -34,22 +34,23 @@ if (kept == tags) { ctx.op = 'noop'; } else { ctx._source.weighted_tags = kept; 
 """.strip()
 
 
-def update_script(mode: str, action: str) -> dict:
-    """The script of one partial update: set recommendation.link/exists or clear the group."""
+def update_script(mode: str, action: str, task: Task = LINK) -> dict:
+    """The script of one partial update: set the task's tag or clear its group."""
     if mode == "cirrus":
-        value = EXISTS if action == SET else DELETE_GROUPING  # never an empty list: multilist would keep the group
+        # never an empty list: multilist would keep the group
+        value = task.tag if action == SET else f"{task.prefix}/__DELETE_GROUPING__"
         return {"source": "super_detect_noop", "lang": "super_detect_noop",
                 "params": {"source": {"weighted_tags": [value]}, "handlers": {"weighted_tags": "multilist"}}}
     return {"source": PAINLESS, "lang": "painless",
-            "params": {"prefix": f"{PREFIX}/", "tag": EXISTS if action == SET else None}}
+            "params": {"prefix": f"{task.prefix}/", "tag": task.tag if action == SET else None}}
 
 
-def bulk_operations(changes: list[TagChange], index: str, mode: str) -> list[dict]:
+def bulk_operations(changes: list[TagChange], index: str, mode: str, task: Task = LINK) -> list[dict]:
     """The `_bulk` body: a partial update per page, no upsert (a missing document stays missing)."""
     operations: list[dict] = []
     for change in changes:
         operations.append({"update": {"_index": index, "_id": str(change.page_id)}})
-        operations.append({"script": update_script(mode, change.action)})
+        operations.append({"script": update_script(mode, change.action, task)})
     return operations
 
 
@@ -105,12 +106,13 @@ class IndexTags(Tags):
     backoff, "document missing" is counted and skipped, anything else stops the run."""
 
     def __init__(self, url: str, index: str, mode: str, bulk_size: int = 500, retries: int = 5,
-                 backoff_seconds: float = 0.5, client=None, timeout: float = 60.0):
+                 backoff_seconds: float = 0.5, client=None, timeout: float = 60.0, task: Task = LINK):
         if mode not in MODES:
             raise SinkError(f"search mode {mode!r}: expected one of {', '.join(MODES)}")
         self.url = url
         self.index = index
         self.mode = mode
+        self.task = task
         self.bulk_size = bulk_size
         self.retries = retries
         self.backoff_seconds = backoff_seconds
@@ -128,7 +130,7 @@ class IndexTags(Tags):
 
         counts.requests += 1
         try:
-            response = self.client.bulk(operations=bulk_operations(pending, self.index, self.mode))
+            response = self.client.bulk(operations=bulk_operations(pending, self.index, self.mode, self.task))
         except ApiError as exc:
             if _retryable(exc.meta.status):
                 return None
@@ -179,15 +181,17 @@ class IndexTags(Tags):
         self.client.close()
 
 
-def tag_event(wiki: str, change: TagChange, now: datetime) -> dict:
+def tag_event(wiki: str, change: TagChange, now: datetime, task: Task = LINK) -> dict:
     """One page_weighted_tags_change event; the id is derived from its content so re-runs are reproducible."""
-    weighted_tags = {"set": {PREFIX: [{"tag": "exists"}]}} if change.action == SET else {"clear": [PREFIX]}
+    prefix = task.prefix
+    weighted_tags = {"set": {prefix: [{"tag": "exists"}]}} if change.action == SET else {"clear": [prefix]}
     dt = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "$schema": EVENT_SCHEMA,
         "dt": dt,
         "meta": {"stream": EVENT_STREAM, "dt": dt,
-                 "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{wiki}/{change.page_id}/{change.action}/{dt}"))},
+                 "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{wiki}/{change.page_id}/{change.action}/{dt}"
+                                    + ("" if task == LINK else f"/{task.name}")))},
         "wiki_id": wiki,
         "page": {"page_id": change.page_id, "page_title": change.title.replace(" ", "_"),
                  "namespace_id": change.namespace},
@@ -198,10 +202,12 @@ def tag_event(wiki: str, change: TagChange, now: datetime) -> dict:
 class EventTags(Tags):
     """Events for the pages whose row changed (all pages with `force`), appended to one NDJSON file per run."""
 
-    def __init__(self, path: str, wiki: str, now: datetime):
+    def __init__(self, path: str, wiki: str, now: datetime, task: Task = LINK):
         if os.path.isdir(path) or path.endswith(os.sep):
             os.makedirs(path, exist_ok=True)
-            path = os.path.join(path, f"{wiki}-{now.strftime('%Y%m%dT%H%M%S')}.ndjson")
+            name = wiki if task == LINK else f"{wiki}-{task.name}"
+            path = os.path.join(path, f"{name}-{now.strftime('%Y%m%dT%H%M%S')}.ndjson")
+        self.task = task
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.wiki = wiki
@@ -214,7 +220,7 @@ class EventTags(Tags):
             if not (change.changed or force):
                 counts.unchanged += 1
                 continue
-            self.handle.write(json.dumps(tag_event(self.wiki, change, self.now), ensure_ascii=False,
+            self.handle.write(json.dumps(tag_event(self.wiki, change, self.now, self.task), ensure_ascii=False,
                                          sort_keys=True) + "\n")
             if change.action == SET:
                 counts.tags_set += 1
@@ -228,8 +234,9 @@ class EventTags(Tags):
         self.handle.close()
 
 
-def replay_events(paths: list[str]) -> dict[int, bool]:
-    """page → tagged, after applying the events of these files in order (for reconciliation)."""
+def replay_events(paths: list[str], task: Task = LINK) -> dict[int, bool]:
+    """page → tagged with the task's tag, after applying the events of these files in order."""
+    prefix = task.prefix
     tagged: dict[int, bool] = {}
     for path in paths:
         with open(path, encoding="utf-8") as handle:
@@ -240,8 +247,8 @@ def replay_events(paths: list[str]) -> dict[int, bool]:
                     change = event["weighted_tags"]
                 except (ValueError, KeyError, TypeError) as exc:
                     raise SinkError(f"{path}:{number}: not a page_weighted_tags_change event ({exc})") from None
-                if PREFIX in change.get("clear", []):
+                if prefix in change.get("clear", []):
                     tagged[page] = False
-                if PREFIX in change.get("set", {}):
+                if prefix in change.get("set", {}):
                     tagged[page] = True
     return tagged

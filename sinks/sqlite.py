@@ -6,16 +6,22 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from sinks.base import SinkUnusable
+from sinks.base import LINK, SinkUnusable, Task
 from sinks.table import SqlDatabase
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS growthexperiments_link_recommendations (
+
+def recommendations_schema(table: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {table} (
   gelr_revision INTEGER NOT NULL PRIMARY KEY CHECK (gelr_revision >= 0),
   gelr_page INTEGER NOT NULL CHECK (gelr_page >= 0),
   gelr_data BLOB DEFAULT NULL
 );
-CREATE INDEX IF NOT EXISTS gelr_page ON growthexperiments_link_recommendations (gelr_page);
+CREATE INDEX IF NOT EXISTS {table}_page ON {table} (gelr_page);
+"""
+
+
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS growthexperiments_link_submissions (
   gels_revision INTEGER NOT NULL, gels_target INTEGER NOT NULL, gels_anchor_offset INTEGER NOT NULL,
   gels_anchor_length INTEGER NOT NULL, gels_page INTEGER NOT NULL, gels_edit_revision INTEGER DEFAULT NULL,
@@ -39,13 +45,16 @@ def sqlite_path(url: str) -> str:
 class SqliteDatabase(SqlDatabase):
     mark = "?"
 
-    def __init__(self, url: str, timeout: float = 60.0):
+    def __init__(self, url: str, timeout: float = 60.0, task: Task = LINK):
+        self.task = task
         path = sqlite_path(url)
         try:
             if path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self.connection = sqlite3.connect(path, timeout=timeout)
-            self.connection.executescript(SCHEMA)
+            # the link table's index keeps the name it always had
+            self.connection.executescript(recommendations_schema(task.table).replace(
+                f"{LINK.table}_page ON", "gelr_page ON") + SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise SinkUnusable(f"{url}: cannot open the SQLite database: {getattr(exc, 'strerror', None) or exc}") \
                 from None

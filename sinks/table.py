@@ -1,11 +1,12 @@
-"""The semantics of contracts.md §1 once, for every SQL database: what a batch of page results does to
-growthexperiments_link_recommendations. The MariaDB and SQLite sinks differ only in connections."""
+"""The semantics of contracts.md §1 once, for every SQL database: what a batch of page results does to a
+task's recommendations table (growthexperiments_link_recommendations, or the orphan task's of §4).
+The MariaDB and SQLite sinks differ only in connections."""
 
 from __future__ import annotations
 
-from sinks.base import CLEAR, SET, Database, PageResult, SinkCounts, TagChange, same_recommendation
+from sinks.base import CLEAR, LINK, SET, Database, PageResult, SinkCounts, TagChange, same_recommendation
 
-RECOMMENDATIONS = "growthexperiments_link_recommendations"
+RECOMMENDATIONS = LINK.table
 SUBMISSIONS = "growthexperiments_link_submissions"
 STATE = "linkrec_state"
 CHUNK = 500
@@ -58,7 +59,7 @@ class SqlDatabase(Database):
         changes: list[TagChange] = []
         existing: dict[int, dict[int, bytes | None]] = {}
         for revision, page, data in self._select_in(
-                cursor, f"SELECT gelr_revision, gelr_page, gelr_data FROM {RECOMMENDATIONS} WHERE gelr_page IN ({{}})",
+                cursor, f"SELECT gelr_revision, gelr_page, gelr_data FROM {self.task.table} WHERE gelr_page IN ({{}})",
                 sorted({r.page_id for r in results})):
             existing.setdefault(int(page), {})[int(revision)] = None if data is None else bytes(data)
         submitted = {int(r) for (r,) in self._select_in(
@@ -98,9 +99,9 @@ class SqlDatabase(Database):
                 changes.append(TagChange(result.page_id, result.title, result.namespace, SET, bool(older) or not same))
         for at in range(0, len(deletes), CHUNK):
             part = deletes[at:at + CHUNK]
-            cursor.execute(f"DELETE FROM {RECOMMENDATIONS} WHERE gelr_revision IN ({self._in(part)})", part)
+            cursor.execute(f"DELETE FROM {self.task.table} WHERE gelr_revision IN ({self._in(part)})", part)
         if replaces:
-            cursor.executemany(f"REPLACE INTO {RECOMMENDATIONS} (gelr_revision, gelr_page, gelr_data) "
+            cursor.executemany(f"REPLACE INTO {self.task.table} (gelr_revision, gelr_page, gelr_data) "
                                f"VALUES ({self.mark}, {self.mark}, {self.mark})", replaces)
         return counts, changes
 
@@ -108,16 +109,16 @@ class SqlDatabase(Database):
         """How many pages (of `page_ids`, or in all) hold a task."""
         def work(cursor):
             if page_ids is None:
-                cursor.execute(f"SELECT COUNT(DISTINCT gelr_page) FROM {RECOMMENDATIONS} WHERE gelr_data IS NOT NULL")
+                cursor.execute(f"SELECT COUNT(DISTINCT gelr_page) FROM {self.task.table} WHERE gelr_data IS NOT NULL")
                 return int(cursor.fetchone()[0])
             return sum(int(n) for (n,) in self._select_in(
-                cursor, f"SELECT COUNT(DISTINCT gelr_page) FROM {RECOMMENDATIONS} WHERE gelr_data IS NOT NULL "
+                cursor, f"SELECT COUNT(DISTINCT gelr_page) FROM {self.task.table} WHERE gelr_data IS NOT NULL "
                         "AND gelr_page IN ({})", sorted(set(page_ids))))
         return self.transaction(work)
 
     def rows(self) -> list[tuple[int, int, bool]]:
         def work(cursor):
-            cursor.execute(f"SELECT gelr_page, gelr_revision, gelr_data IS NOT NULL FROM {RECOMMENDATIONS} "
+            cursor.execute(f"SELECT gelr_page, gelr_revision, gelr_data IS NOT NULL FROM {self.task.table} "
                            "ORDER BY gelr_page, gelr_revision")
             return [(int(page), int(revision), bool(task)) for page, revision, task in cursor.fetchall()]
         return self.transaction(work)
@@ -127,7 +128,7 @@ class SqlDatabase(Database):
             deleted = 0
             for at in range(0, len(revisions), CHUNK):
                 part = revisions[at:at + CHUNK]
-                cursor.execute(f"DELETE FROM {RECOMMENDATIONS} WHERE gelr_revision IN ({self._in(part)})", part)
+                cursor.execute(f"DELETE FROM {self.task.table} WHERE gelr_revision IN ({self._in(part)})", part)
                 deleted += cursor.rowcount
             return deleted
         return self.transaction(work)

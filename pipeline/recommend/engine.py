@@ -118,7 +118,7 @@ def _match_index(segments: list[Segment], segment_index: int, start: int, text: 
     return before + segments[segment_index].text[:start].count(text)
 
 
-def _scored(prepared: PreparedArticle, scores):
+def scored_candidates(prepared: PreparedArticle, scores):
     """Candidates with positions made global (matches are per segment) → (scored list, segment of each)."""
     segment_of = {}
     scored = []
@@ -147,7 +147,7 @@ REPORT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def outcome(prepared: PreparedArticle, scores, settings: EngineSettings) -> Outcome:
-    scored, segment_of = _scored(prepared, scores)
+    scored, segment_of = scored_candidates(prepared, scores)
     counts = [len(choose_links(scored, threshold, prepared.linked_targets, settings.maximum_links_per_task))
               for threshold in REPORT_THRESHOLDS]
     lowest = [round(p, 4) for _, p in choose_links(scored, REPORT_THRESHOLDS[0], prepared.linked_targets)]
