@@ -10,7 +10,16 @@ import sys
 import click
 
 from pipeline import __version__, errors, jobs
-from pipeline.options import dump_options, json_option, recommend_options, sink_options, wiki_option, with_options
+from pipeline.options import (
+    dump_options,
+    json_option,
+    orphan_options,
+    recommend_options,
+    sink_options,
+    task_option,
+    wiki_option,
+    with_options,
+)
 
 
 def fail(message: str, code: int = errors.EXIT_FAILED):
@@ -156,13 +165,23 @@ def nightly(rt: jobs.Runtime, wikis, dump_dir, tables, as_json, **options):
               help="page_id → P31 QIDs (Parquet page_id,qid or TSV); recorded, and reused by every later command "
                    "until another is given ('none' stops using it).")
 @click.option("--force", is_flag=True, help="Rebuild every table even when up to date.")
+@task_option
 @json_option
 @click.pass_obj
 @reported
-def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, as_json):
-    """Build the dictionaries, train, backtest under both protocols and apply the release gate."""
+def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, task, as_json):
+    """Build the dictionaries, train, backtest under both protocols and apply the release gate.
+    --task orphan_link: the orphan-link model, trained and backtested on simulated orphans."""
     if bool(wiki) == bool(wikis) or (wikis and not name):
         raise jobs.UsageError("give --wiki W, or --wikis a,b,c with --name NAME")
+    if task == "orphan_link":
+        if not wiki:
+            raise jobs.UsageError("--task orphan_link trains one wiki's model: give --wiki W")
+        with rt.locked(wiki):
+            summary = jobs.train_orphans(rt, rt.config(wiki), force)
+        if as_json:
+            emit_json(summary)
+        return
     if wiki:
         with rt.locked(wiki):
             result = jobs.train(rt, rt.config(wiki), wikidata, force)
@@ -182,20 +201,27 @@ def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, as_json)
 @main.command("evaluate")
 @click.option("--wiki", required=True, help="Backtest on this wiki's own test sentences and dictionaries.")
 @click.option("--model", "model_name", help="Model name (a wiki or a joint model) [default: the wiki's own].")
+@task_option
 @json_option
 @click.pass_obj
 @reported
-def evaluate_command(rt: jobs.Runtime, wiki, model_name, as_json):
-    """Micro precision and recall at thresholds 0.0 … 0.9 under the reference and leakage-free protocols."""
+def evaluate_command(rt: jobs.Runtime, wiki, model_name, task, as_json):
+    """Micro precision and recall at thresholds 0.0 … 0.9 under the reference and leakage-free protocols
+    (--task orphan_link: of the orphan model, on simulated orphans)."""
     from pipeline.model.evaluation import evaluate
 
     config = rt.config(wiki)
-    result = evaluate(rt.spark(config), rt.warehouse(config), config, model_name)
+    if task == "orphan_link":
+        from pipeline.orphans import model as orphan_model
+        result = orphan_model.evaluate(rt.spark(config), rt.warehouse(config), config)
+    else:
+        result = evaluate(rt.spark(config), rt.warehouse(config), config, model_name)
     for protocol, curve in result["protocols"].items():
         rt.say(f"{protocol}:")
         for point in curve:
+            size = f"{point['n_sentences']} sentences" if "n_sentences" in point else f"{point['n_links']} links"
             rt.say(f"  {point['threshold']:.1f}  precision {point['precision']:.3f}  recall {point['recall']:.3f}"
-                   f"  ({point['n_sentences']} sentences)")
+                   f"  ({size})")
     if as_json:
         emit_json(result)
 
@@ -210,6 +236,22 @@ def recommend_command(rt: jobs.Runtime, wiki, as_json, **options):
     """Compute link recommendations for the selected pages (default: the configured targeting) and write them."""
     with rt.locked(wiki):
         summary = jobs.recommend(rt, rt.config(wiki), **options)
+    if as_json:
+        emit_json(summary)
+
+
+@main.command("orphans")
+@wiki_option
+@with_options(orphan_options)
+@json_option
+@click.pass_obj
+@reported
+def orphans_command(rt: jobs.Runtime, wiki, as_json, **options):
+    """Links to orphan articles: for the selected eligible articles (default: all) their best links to
+    articles no other article links to, written to the orphan task's table and its
+    recommendation.orphan_link/exists tag (hasrecommendation:orphan_link)."""
+    with rt.locked(wiki):
+        summary = jobs.orphans(rt, rt.config(wiki), **options)
     if as_json:
         emit_json(summary)
 
@@ -260,15 +302,16 @@ def search_command(rt: jobs.Runtime, query, wiki, search_url, limit, as_json):
 @wiki_option
 @with_options(sink_options)
 @click.option("--fix", is_flag=True, help="Repair: delete stale rows, set missing tags, clear stray tags.")
+@task_option
 @json_option
 @click.pass_obj
 @reported
-def reconcile_command(rt: jobs.Runtime, wiki, db, search_url, search_mode, fix, as_json):
+def reconcile_command(rt: jobs.Runtime, wiki, db, search_url, search_mode, fix, task, as_json):
     """Check "tagged in search ⇔ a non-NULL row for the latest revision" and print the differences.
     Latest revisions come from the wiki's current snapshot when it is ingested, else from the rows."""
     if not search_url:
         raise jobs.UsageError("reconcile needs --search-url")
-    differences = jobs.reconcile(rt, wiki, db, search_url, search_mode, fix)
+    differences = jobs.reconcile(rt, wiki, db, search_url, search_mode, fix, task)
     summary = {"wiki": wiki, **differences.summary()}
     for kind in ("tag_without_task", "task_without_tag", "stale_rows"):
         if summary[kind]:

@@ -153,6 +153,82 @@ def train(rt: Runtime, config: Config, wikidata=None, force=False):
         return model_train.train(rt.spark(config), rt.warehouse(config), config, wikidata, force)
 
 
+def train_orphans(rt: Runtime, config: Config, force=False) -> dict:
+    """The orphan-link model of one wiki: simulated orphans, examples, XGBoost, backtest, gate."""
+    from pipeline.orphans import model as orphan_model
+    from pipeline.progress import spark_progress
+
+    if not force:
+        record = orphan_model.up_to_date(rt.warehouse(config), config)
+        if record is not None:
+            rt.say(f"linkrec: orphan model {record['name']} {record['version']} is up to date ({record['reason']})")
+            return {"wiki": config.wiki, "model": record["name"], "version": record["version"], "reused": True,
+                    "released": record["released"], "reason": record["reason"]}
+    rt.say(f"linkrec: training the {config.wiki} orphan-link model (simulated orphans, XGBoost, backtest) …")
+    with spark_progress(rt.spark(config), "train orphans", rt.say):
+        summary = orphan_model.train(rt.spark(config), rt.warehouse(config), config, force)
+    point = next(p for p in summary["protocols"][orphan_model.PROTOCOL] if p["threshold"] == 0.5)
+    rt.say(f"linkrec: orphan model {summary['model']} {summary['version']}: {summary['reason']}\n"
+           f"  simulated orphans: {point['n_links']} hidden links, precision {point['precision']:.3f}, "
+           f"recall {point['recall']:.3f} at 0.5")
+    return summary
+
+
+def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=None, now=None, db=None,
+            search_url=None, search_mode=None, events=None, pagelinks=None, ignore_gate=False, force=False,
+            dry_run=False, allow_mass_delete=False) -> dict:
+    """Orphan links for the selected eligible pages → the orphan task's rows and tags; old outputs pruned."""
+    from pipeline.orphans import task as orphan_task_job
+    from pipeline.progress import Progress, spark_progress
+    from pipeline.recommend.job import Selection, prune_runs
+    from sinks.base import SinkError, orphan_task, redact
+    from sinks.connect import open_sinks
+    from sinks.results import write_output
+
+    task = orphan_task(config.orphans.table)
+    explicit = bool(pages or page_ids or titles_file)
+    chosen = selection(pages, page_ids, titles_file) if explicit else Selection()
+    moment = now if isinstance(now, datetime) else parse_now(now)
+    db = db or (None if dry_run else rt.default_db())
+    database, tags = (None, None) if dry_run else open_sinks(config, moment, db, search_url, search_mode, events, task)
+    try:
+        submitted, rejected = database.submissions() if database is not None else (set(), {})
+        spark, warehouse = rt.spark(config), rt.warehouse(config)
+        rt.say(f"linkrec: finding links to orphan articles of {config.wiki} …")
+        with spark_progress(spark, "orphans", rt.say):
+            result = orphan_task_job.recommend(spark, warehouse, config, chosen, moment, ignore_gate, submitted,
+                                               rejected, pagelinks)
+        summary = result.summary()
+        rt.say(f"  {summary['orphans']} orphans, {summary['orphans_with_suggestion']} with a suggestion; "
+               f"{summary['pages_with_links']} pages with links ({summary['links']} links), "
+               f"{summary['null_rows']} NULL rows")
+        if database is not None:
+            rt.say(f"linkrec: writing to {redact(db)} table {task.table}"
+                   f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
+            progress = Progress("written", summary["pages_read"] - summary["skipped"].get("not_main_namespace", 0),
+                                rt.say)
+            try:
+                published = write_output(spark, warehouse, config, result, database, tags, db, search_url,
+                                         search_mode, moment, force, progress, allow_mass_delete, task)
+            except SinkError as exc:
+                partial = getattr(exc, "partial", None)
+                exc.summary = {**summary, **(partial.summary() if partial else {}), "error": str(exc)}
+                raise
+            summary.update(published.summary())
+        summary["dry_run"] = dry_run
+        summary["pruned_runs"] = len(prune_runs(warehouse, config.wiki, config.recommend.keep_runs, [result.output],
+                                                orphan_task_job.runs_folder(warehouse, config.wiki)))
+        rt.say(where_line(config, db, search_url, tags, [result.output], dry_run, task))
+        # the contract's figures last, so that tools read them from the end of the line
+        for key in ("orphans", "orphans_with_suggestion", "pages_with_links", "links"):
+            summary[key] = summary.pop(key)
+    finally:
+        for sink in (database, tags):
+            if sink is not None:
+                sink.finish()
+    return summary
+
+
 # --- recommend -----------------------------------------------------------------------------------------
 
 
@@ -321,25 +397,25 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
     return summary
 
 
-def where_line(config: Config, db, search_url, tags, outputs: list[str], dry_run: bool) -> str:
+def where_line(config: Config, db, search_url, tags, outputs: list[str], dry_run: bool, task=None) -> str:
     """The last line of a recommend run: where its rows and tags are, and how to look at them."""
-    from sinks.base import redact
+    from sinks.base import LINK, redact
     from sinks.search import EventTags
-    from sinks.table import RECOMMENDATIONS
 
+    task = task or LINK
     if dry_run:
         return f"linkrec: dry run, nothing written; the computed rows are in {outputs[-1] if outputs else '-'}"
     if db.startswith("sqlite:///"):
         path = db[len("sqlite:///"):]
         where = (f"rows in {path} (look: sqlite3 {path} "
-                 f"'SELECT gelr_page, gelr_revision, length(gelr_data) FROM {RECOMMENDATIONS} LIMIT 10')")
+                 f"'SELECT gelr_page, gelr_revision, length(gelr_data) FROM {task.table} LIMIT 10')")
     else:
-        where = f"rows in {redact(db)}, table {RECOMMENDATIONS}"
+        where = f"rows in {redact(db)}, table {task.table}"
     if isinstance(tags, EventTags):
         where += f"; tag events in {tags.path}"
     elif search_url:
         where += (f"; tags in {config.sinks.search_index.format(wiki=config.wiki)} (look: linkrec search --wiki "
-                  f"{config.wiki} --search-url {redact(search_url)} hasrecommendation:link)")
+                  f"{config.wiki} --search-url {redact(search_url)} hasrecommendation:{task.name})")
     return f"linkrec: {where}"
 
 
@@ -563,21 +639,23 @@ def search(rt: Runtime, wiki: str, search_url: str, query: str, limit: int) -> d
     return {"query": query, "total": total, "hits": [{"page_id": p, "title": t} for p, t in hits]}
 
 
-def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix=False):
+def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix=False, task_name="link"):
     """Database rows against index tags (latest revisions from the ingested snapshot when there is one)."""
+    from sinks.base import task_named
     from sinks.connect import open_sinks
     from sinks.query import tagged_pages
     from sinks.reconcile import reconcile as compare_and_fix
     from sinks.search import search_errors
 
     config = rt.config(wiki)
+    task = task_named(task_name, config.orphans.table)
     found = articles(rt, config) if rt.warehouse(config).manifest(wiki) else None
-    database, tags = open_sinks(config, parse_now(None), db or rt.default_db(), search_url, search_mode, None)
+    database, tags = open_sinks(config, parse_now(None), db or rt.default_db(), search_url, search_mode, None, task)
     try:
         latest = None if found is None else {page_id: revision for page_id, _, _, revision in found}
         titles = {page_id: title for page_id, title, _, _ in found or []}
         with search_errors(search_url, tags.index):
-            tagged = tagged_pages(tags.client, tags.index)
+            tagged = tagged_pages(tags.client, tags.index, task)
         return compare_and_fix(database, tags, tagged, latest, fix, titles)
     finally:
         database.finish()

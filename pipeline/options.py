@@ -63,3 +63,22 @@ recommend_options = [
                       "(nothing proportional to the wiki in one process), or auto: by estimated size "
                       "[default: lookups.mode]."),
 ]
+task_option = click.option("--task", type=click.Choice(["link", "orphan_link"]), default="link", show_default=True,
+                           help="link: the Add-a-link task; orphan_link: links to orphan articles.")
+orphan_options = [
+    click.option("--pages", help="Page-id range A-B."),
+    click.option("--page-ids", help="Comma-separated page ids."),
+    click.option("--titles-file", type=click.Path(dir_okay=False), help="A file with one title per line."),
+    *sink_options,
+    click.option("--events", type=click.Path(), help="Write page_weighted_tags_change events (NDJSON) to this "
+                                                     "file, or to <wiki>-orphan_link-<time>.ndjson in this folder."),
+    click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
+    click.option("--pagelinks", type=click.Path(),
+                 help="A Parquet pagelinks table (pl_from, pl_namespace, pl_title): orphans by the wiki's own "
+                      "link table (links from templates count) instead of the articles' wikitext links."),
+    click.option("--ignore-gate", is_flag=True, help="Use the orphan model even if it is not released."),
+    click.option("--force", is_flag=True, help="Rewrite rows even when unchanged."),
+    click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),
+    click.option("--allow-mass-delete", is_flag=True,
+                 help="Write even when the run deletes or clears more than sinks.max_delete_share of the tasks."),
+]

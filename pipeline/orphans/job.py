@@ -191,14 +191,15 @@ def relations(pairs: DataFrame, edges: DataFrame) -> DataFrame:
             .fillna(0, ["common", "orphan_out_degree", "source_degree"]).fillna(False, ["backlink"]))
 
 
-def page_inputs(units: DataFrame, per_page: DataFrame, related: DataFrame) -> DataFrame:
-    """Units with `entries` (key, orphan facts) and `relations` (orphan, graph facts) per page."""
+def page_inputs(units: DataFrame, per_page: DataFrame, related: DataFrame, how: str = "inner") -> DataFrame:
+    """Units with `entries` (key, orphan facts) and `relations` (orphan, graph facts) per page (`how`
+    "left": every unit, those without a mention too)."""
     grouped = per_page.groupBy("page_id").agg(F.collect_list(F.struct(
         "anchor_key", "orphan_id", "title", "form", "from_redirect", "stripped", "plain_pages", "anchor_probability",
         "anchor_targets", "orphans_sharing")).alias("entries"))
     rel = related.groupBy("page_id").agg(F.collect_list(F.struct(
         "orphan_id", "common", "backlink", "orphan_out_degree", "source_degree")).alias("relations"))
-    return units.join(grouped, "page_id").join(rel, "page_id", "left")
+    return units.join(grouped, "page_id", how).join(rel, "page_id", "left")
 
 
 def found_for(row, articles: int, config: Config):

@@ -338,9 +338,10 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
                            int(links), round(time.time() - started, 2), mode, unmatched)
 
 
-def prune_runs(warehouse, wiki: str, keep: int, protect: list[str]) -> list[str]:
-    """Delete all but the newest `keep` recommendation outputs of a wiki (never one in `protect`); the deleted."""
-    runs = [path for path in warehouse.list_by_age(f"{warehouse.root}/recommendations/wiki={wiki}")
+def prune_runs(warehouse, wiki: str, keep: int, protect: list[str], folder: str | None = None) -> list[str]:
+    """Delete all but the newest `keep` recommendation outputs of a wiki (never one in `protect`); the deleted.
+    `folder`: another task's outputs (default: the link task's)."""
+    runs = [path for path in warehouse.list_by_age(folder or f"{warehouse.root}/recommendations/wiki={wiki}")
             if path.rsplit("/", 1)[-1].startswith("run=")]
     kept = {path.rsplit("/", 1)[-1] for path in protect}
     old = [path for path in runs if path.rsplit("/", 1)[-1] not in kept]
