@@ -300,6 +300,8 @@ class OrphansConfig:
     min_plain_pages: int = 10
     max_anchor_probability: float = 0.3
     case_check: bool = True
+    # a mention's stem (its last letter cut) matches with a link trail, when its last word has this many letters
+    stem_min_letters: int = 5
     # simulated orphans: articles with this many incoming article links, their links removed
     simulated_min_incoming: int = 1
     simulated_max_incoming: int = 5

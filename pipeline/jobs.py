@@ -175,8 +175,8 @@ def train_orphans(rt: Runtime, config: Config, force=False) -> dict:
 
 
 def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=None, now=None, db=None,
-            search_url=None, search_mode=None, events=None, pagelinks=None, ignore_gate=False, force=False,
-            dry_run=False, allow_mass_delete=False) -> dict:
+            search_url=None, search_mode=None, events=None, pagelinks=None, model_name=None, ignore_gate=False,
+            force=False, dry_run=False, allow_mass_delete=False) -> dict:
     """Orphan links for the selected eligible pages → the orphan task's rows and tags; old outputs pruned."""
     from pipeline.orphans import task as orphan_task_job
     from pipeline.progress import Progress, spark_progress
@@ -197,7 +197,7 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
         rt.say(f"linkrec: finding links to orphan articles of {config.wiki} …")
         with spark_progress(spark, "orphans", rt.say):
             result = orphan_task_job.recommend(spark, warehouse, config, chosen, moment, ignore_gate, submitted,
-                                               rejected, pagelinks)
+                                               rejected, pagelinks, model_name)
         summary = result.summary()
         rt.say(f"  {summary['orphans']} orphans, {summary['orphans_with_suggestion']} with a suggestion; "
                f"{summary['pages_with_links']} pages with links ({summary['links']} links), "

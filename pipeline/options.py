@@ -76,6 +76,8 @@ orphan_options = [
     click.option("--pagelinks", type=click.Path(),
                  help="A Parquet pagelinks table (pl_from, pl_namespace, pl_title): orphans by the wiki's own "
                       "link table (links from templates count) instead of the articles' wikitext links."),
+    click.option("--model", "model_name", help="Another wiki's orphan model, e.g. enwiki-orphan_link [default: "
+                                               "the wiki's own, <wiki>-orphan_link]."),
     click.option("--ignore-gate", is_flag=True, help="Use the orphan model even if it is not released."),
     click.option("--force", is_flag=True, help="Rewrite rows even when unchanged."),
     click.option("--dry-run", is_flag=True, help="Compute everything, write nothing to the database."),

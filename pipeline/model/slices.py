@@ -76,19 +76,19 @@ def read_shard_keys(path: str, shard: int) -> list[str]:
 _SHARD_MATCHERS: dict[tuple, AnchorMatcher] = {}
 
 
-def shard_matcher(path: str, shard: int, language: str) -> AnchorMatcher:
+def shard_matcher(path: str, shard: int, language: str, link_trail: str = "") -> AnchorMatcher:
     """The automaton of one shard, built once per worker process; one shard is kept at a time."""
-    key = (path, shard, language)
+    key = (path, shard, language, link_trail)
     matcher = _SHARD_MATCHERS.get(key)
     if matcher is None:
         _SHARD_MATCHERS.clear()
-        matcher = _SHARD_MATCHERS[key] = AnchorMatcher(read_shard_keys(path, shard), language)
+        matcher = _SHARD_MATCHERS[key] = AnchorMatcher(read_shard_keys(path, shard), language, link_trail)
     return matcher
 
 
-def _found(rows, path: str, shard: int, language: str):
+def _found(rows, path: str, shard: int, language: str, link_trail: str = ""):
     for row in rows:
-        matcher = shard_matcher(path, shard, language)
+        matcher = shard_matcher(path, shard, language, link_trail)
         keys = set()
         for text in row.texts or ():
             keys.update(match.anchor for match in matcher.find_all(text))
@@ -96,12 +96,15 @@ def _found(rows, path: str, shard: int, language: str):
             yield (row.page_id, key)
 
 
-def occurrences(spark, units: DataFrame, keys_path: str, shards: int, language: str) -> DataFrame:
-    """(page_id, anchor_key) for every sharded key occurring on word boundaries in a page's `texts`."""
+def occurrences(spark, units: DataFrame, keys_path: str, shards: int, language: str, link_trail: str = ""
+                ) -> DataFrame:
+    """(page_id, anchor_key) for every sharded key occurring on word boundaries in a page's `texts`
+    (`link_trail`: trail letters may follow a key, as they follow a link)."""
     found = None
     for shard in range(shards):
         part = spark.createDataFrame(
-            units.rdd.mapPartitions(lambda rows, s=shard: _found(rows, keys_path, s, language)), FOUND_SCHEMA,
+            units.rdd.mapPartitions(lambda rows, s=shard: _found(rows, keys_path, s, language, link_trail)),
+            FOUND_SCHEMA,
             verifySchema=False)
         found = part if found is None else found.unionByName(part)
     return found.distinct()

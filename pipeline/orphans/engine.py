@@ -16,10 +16,10 @@ from pipeline.orphans.mentions import case_agrees
 from pipeline.recommend.engine import PreparedArticle, Segment
 from pipeline.text.matcher import AnchorMatcher, Match, char_classes, word_count
 
-FEATURES = ["ngram", "chars", "exact_case", "from_redirect", "stripped", "plain_pages", "anchor_probability",
-            "anchor_targets", "orphans_sharing", "occurrences", "occurrence_index", "position", "relatedness",
-            "common_neighbours", "backlink", "orphan_out_degree", "source_degree"]
-FEATURES_VERSION = 1
+FEATURES = ["ngram", "chars", "exact_case", "from_redirect", "stripped", "stem", "trail_chars", "plain_pages",
+            "anchor_probability", "anchor_targets", "orphans_sharing", "occurrences", "occurrence_index", "position",
+            "relatedness", "common_neighbours", "backlink", "orphan_out_degree", "source_degree"]
+FEATURES_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class OrphanEntry:
     form: str
     from_redirect: bool
     stripped: bool
+    stem: bool
     plain_pages: int  # articles whose text contains the key
     anchor_probability: float  # how often the key is linked to other articles where it occurs
     anchor_targets: int  # other articles it links to
@@ -63,37 +64,46 @@ class Found:
 
 def candidates(page_id: int, segments: list[Segment], entries: dict[str, list[OrphanEntry]],
                relations: dict[int, Relation], articles: int, language: str, case_check: bool = True,
-               linked: frozenset[int] = frozenset()) -> Found:
+               linked: frozenset[int] = frozenset(), link_trail: str = "") -> Found:
     """Every (mention occurrence × orphan) of the eligible segments, the article itself and orphans it
     links to already left out. Matching is the link task's matcher: same word boundaries, folding and
-    spaceless scripts, longest match first."""
-    matcher = AnchorMatcher(entries.keys(), language)
+    spaceless scripts, longest match first; a mention may carry link-trail letters, a stem must."""
+    matcher = AnchorMatcher(entries.keys(), language, link_trail)
     matches: list[tuple[int, Match]] = []
     total = sum(len(s.text) for s in segments) or 1
     for index, segment in enumerate(segments):
         if segment.eligible:
-            matches.extend((index, m) for m in matcher.find(segment.text, char_classes(segment.text)))
+            matches.extend((index, m) for m in matcher.find(segment.text, char_classes(segment.text))
+                           if not inside_brackets(segment.text, m.start))
     occurrences: dict[str, int] = {}
     for _, match in matches:
         occurrences[match.anchor] = occurrences.get(match.anchor, 0) + 1
+    exact: dict[tuple[int, int, int], set[int]] = {}  # span → orphans a whole mention names there
+    for index, match in matches:
+        exact.setdefault((index, match.start, match.end), set()).update(
+            e.orphan_id for e in entries[match.anchor] if not e.stem)
     seen: dict[str, int] = {}
     out: list[tuple[Candidate, int]] = []
     rejected = 0
     for index, match in matches:
         segment = segments[index]
         written = segment.text[match.start:match.end]
+        trail = len(written) - len(match.anchor)
         order = seen.get(match.anchor, 0)
         seen[match.anchor] = order + 1
         for entry in entries[match.anchor]:
             if entry.orphan_id == page_id or entry.orphan_id in linked:
                 continue
-            if case_check and not case_agrees(written, entry.form):
+            if entry.stem and (not trail or entry.orphan_id in exact[(index, match.start, match.end)]):
+                continue
+            if case_check and not case_agrees(written[:len(match.anchor)], entry.form):
                 rejected += 1
                 continue
             relation = relations.get(entry.orphan_id, Relation(0, False, 0, 0))
             features = (
                 float(word_count(written)), float(len(written)), float(written == entry.form),
-                float(entry.from_redirect), float(entry.stripped), math.log1p(entry.plain_pages),
+                float(entry.from_redirect), float(entry.stripped), float(entry.stem), float(trail),
+                math.log1p(entry.plain_pages),
                 entry.anchor_probability, float(entry.anchor_targets), float(entry.orphans_sharing),
                 float(occurrences[match.anchor]), float(min(order, 10)),
                 round((segment.offset + match.start) / total, 4) if total else 0.0,
@@ -101,6 +111,11 @@ def candidates(page_id: int, segments: list[Segment], entries: dict[str, list[Or
                 math.log1p(relation.orphan_out_degree), math.log1p(relation.source_degree))
             out.append((Candidate(match, written, entry.orphan_id, entry.title, features), index))
     return Found(PreparedArticle(page_id, segments, out, set(linked)), rejected)
+
+
+def inside_brackets(text: str, start: int) -> bool:
+    """Text the parser left in an unclosed "[[" (broken link or table markup): never a place for a link."""
+    return text.rfind("[[", 0, start) > text.rfind("]]", 0, start)
 
 
 def delink(wikitext: str, removals) -> tuple[str, list[tuple[int, int, int]]]:

@@ -42,7 +42,7 @@ MENTION_SCHEMA = T.StructType([
     T.StructField("orphan_id", T.LongType()), T.StructField("title", T.StringType()),
     T.StructField("anchor_key", T.StringType()), T.StructField("form", T.StringType()),
     T.StructField("from_redirect", T.BooleanType()), T.StructField("stripped", T.BooleanType()),
-    T.StructField("too_short", T.BooleanType()),
+    T.StructField("stem", T.BooleanType()), T.StructField("too_short", T.BooleanType()),
 ])
 
 
@@ -109,8 +109,9 @@ def build_units(spark, pages: DataFrame, links: DataFrame, targets: DataFrame | 
 def _mentions(rows, config: Config):
     o = config.orphans
     for row in rows:
-        for m in mentions_of(row.title, row.redirects, config.text.language):
-            yield (row.page_id, row.title, m.key, m.form, m.from_redirect, m.stripped,
+        for m in mentions_of(row.title, row.redirects, config.text.language,
+                             o.stem_min_letters if config.text.link_trail else 0):
+            yield (row.page_id, row.title, m.key, m.form, m.from_redirect, m.stripped, m.stem,
                    too_short(m.form, o.min_mention_chars, o.min_mention_chars_spaceless))
 
 
@@ -137,7 +138,7 @@ def build_mentions(spark, titles: DataFrame, targets: DataFrame, anchors: DataFr
     # the key's link probability, counting only its links to other articles
     probability = F.when(total > 0, F.col("link_probability") * other_count / total).otherwise(F.lit(0.0))
     return joined.select(
-        "orphan_id", "title", "anchor_key", "form", "from_redirect", "stripped", "too_short",
+        "orphan_id", "title", "anchor_key", "form", "from_redirect", "stripped", "stem", "too_short",
         probability.cast("double").alias("anchor_probability"), F.size(others).cast("int").alias("anchor_targets"),
         (probability >= F.lit(config.orphans.max_anchor_probability)).alias("anchor_of_others"))
 
@@ -157,7 +158,7 @@ def occurrences(spark, warehouse, wiki: str, snapshot: str, units: DataFrame, me
     path = warehouse.table(f"{name}_keys", wiki, snapshot)
     _, shards = slices.write_sharded(keys, path, config.lookups.anchors_per_shard)
     texts = units.where(F.col("texts").isNotNull()).select("page_id", "texts")
-    return slices.occurrences(spark, texts, path, shards, config.text.language)
+    return slices.occurrences(spark, texts, path, shards, config.text.language, config.text.link_trail)
 
 
 def entries(found: DataFrame, mentions: DataFrame, config: Config, articles: int) -> tuple[DataFrame, DataFrame]:
@@ -195,7 +196,8 @@ def page_inputs(units: DataFrame, per_page: DataFrame, related: DataFrame, how: 
     """Units with `entries` (key, orphan facts) and `relations` (orphan, graph facts) per page (`how`
     "left": every unit, those without a mention too)."""
     grouped = per_page.groupBy("page_id").agg(F.collect_list(F.struct(
-        "anchor_key", "orphan_id", "title", "form", "from_redirect", "stripped", "plain_pages", "anchor_probability",
+        "anchor_key", "orphan_id", "title", "form", "from_redirect", "stripped", "stem", "plain_pages",
+        "anchor_probability",
         "anchor_targets", "orphans_sharing")).alias("entries"))
     rel = related.groupBy("page_id").agg(F.collect_list(F.struct(
         "orphan_id", "common", "backlink", "orphan_out_degree", "source_degree")).alias("relations"))
@@ -207,7 +209,8 @@ def found_for(row, articles: int, config: Config):
     table: dict[str, list[OrphanEntry]] = {}
     for e in row.entries or ():
         table.setdefault(e.anchor_key, []).append(OrphanEntry(
-            int(e.orphan_id), e.title, e.form, bool(e.from_redirect), bool(e.stripped), int(e.plain_pages),
+            int(e.orphan_id), e.title, e.form, bool(e.from_redirect), bool(e.stripped), bool(e.stem),
+            int(e.plain_pages),
             float(e.anchor_probability), int(e.anchor_targets), int(e.orphans_sharing)))
     for values in table.values():
         values.sort(key=lambda entry: entry.orphan_id)
@@ -215,7 +218,7 @@ def found_for(row, articles: int, config: Config):
                                           int(r.source_degree)) for r in row.relations or ()}
     segments = [Segment(s.offset, s.text, s.eligible) for s in row.segments or ()]
     return candidates(int(row.page_id), segments, table, related, articles, config.text.language,
-                      config.orphans.case_check)
+                      config.orphans.case_check, link_trail=config.text.link_trail)
 
 
 EXAMPLE_SCHEMA = T.StructType(

@@ -19,6 +19,7 @@ class Mention:
     form: str  # as the title or redirect writes it
     from_redirect: bool
     stripped: bool  # the disambiguator was removed
+    stem: bool = False  # the last letter cut: matches only with a link trail ("Trasun|a" for "Trasuns")
 
 
 def strip_disambiguator(title: str) -> str:
@@ -27,15 +28,30 @@ def strip_disambiguator(title: str) -> str:
     return stripped or title
 
 
-def mentions_of(title: str, redirects, language: str = "") -> list[Mention]:
+def stem_of(form: str, min_letters: int) -> str | None:
+    """The form without its last letter when its last word is a spaced-script word of at least
+    `min_letters` letters (inflected languages change endings: "Trasuns", "Trasuna"); else None."""
+    classes = char_classes(form)
+    if not min_letters or SPACELESS in classes or not classes.endswith(WORD):
+        return None
+    word = len(classes) - len(classes.rstrip(WORD))
+    return form[:-1] if word >= min_letters else None
+
+
+def mentions_of(title: str, redirects, language: str = "", stem_min_letters: int = 0) -> list[Mention]:
     """The orphan's mentions, one per key: the title first, then its redirects (sorted), each as written
-    and without its disambiguator."""
+    and without its disambiguator; then (`stem_min_letters`) the stems of those."""
     out: dict[str, Mention] = {}
     for form, from_redirect in [(title, False)] + [(r, True) for r in sorted(redirects or ())]:
         for text, stripped in ((form, False), (strip_disambiguator(form), True)):
             key = anchor_key(text, language)
             if key and key not in out:
                 out[key] = Mention(key, text, from_redirect, stripped and text != form)
+    for mention in list(out.values()):
+        stem = stem_of(mention.form, stem_min_letters)
+        key = anchor_key(stem, language) if stem else None
+        if key and key not in out:
+            out[key] = Mention(key, stem, mention.from_redirect, mention.stripped, True)
     return list(out.values())
 
 

@@ -301,12 +301,13 @@ def train(spark, warehouse, config: Config, force: bool = False) -> dict:
             "training": training, "protocols": {PROTOCOL: public_curve(curve)}}
 
 
-def load(warehouse, config: Config) -> tuple[dict, bytes]:
-    name = model_name(config.wiki)
+def load(warehouse, config: Config, name: str | None = None) -> tuple[dict, bytes]:
+    """The LATEST record and booster of the wiki's orphan model, or of another wiki's (`name`)."""
+    name = name or model_name(config.wiki)
     text = warehouse.read_text(f"{model_root(warehouse, name)}/LATEST.json")
     if text is None:
-        raise ModelError(f"{config.wiki}: no orphan model; train it: linkrec train --wiki {config.wiki} "
-                         f"--task {TASK}")
+        raise ModelError(f"no orphan model {name!r}; train it: linkrec train --wiki "
+                         f"{name.removesuffix('-' + TASK)} --task {TASK}")
     record = json.loads(text)
     raw = warehouse.read_bytes(f"{model_root(warehouse, name)}/{record['version']}/model.json")
     if raw is None:

@@ -97,14 +97,15 @@ class OrphanResult:
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, ignore_gate: bool = False,
               submitted: set[int] | None = None, rejected: dict[int, set[int]] | None = None,
-              pagelinks: str | None = None) -> OrphanResult:
+              pagelinks: str | None = None, model_name: str | None = None) -> OrphanResult:
+    """`model_name`: another wiki's orphan model (e.g. for a wiki too small to train its own)."""
     started = time.time()
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
     if now.timestamp() < newest_revision(warehouse, wiki, snapshot):
         raise ModelError(f"--now {now.isoformat()} is before the newest revision of {wiki} snapshot {snapshot}: "
                          "the reference time must not precede the input")
-    record, raw = orphan_model.load(warehouse, config)
+    record, raw = orphan_model.load(warehouse, config, model_name)
     if not record["released"] and not ignore_gate:
         raise ModelError(f"orphan model {record['name']} {record['version']} is not released ({record['reason']}); "
                          "use --ignore-gate to use it anyway")

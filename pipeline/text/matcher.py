@@ -115,10 +115,13 @@ class Match:
 
 
 class AnchorMatcher:
-    """Built once from the folded anchors of a dictionary; `find` is safe to call from many tasks."""
+    """Built once from the folded anchors of a dictionary; `find` is safe to call from many tasks.
+    `link_trail` (MediaWiki's $linkTrail class): a match may run on over trail letters, as a link's
+    text does ("[[Foo]]s"); the dictionary's anchors hold their trails already, so it passes none."""
 
-    def __init__(self, anchors, language: str = ""):
+    def __init__(self, anchors, language: str = "", link_trail: str = ""):
         self.language = language
+        self.trail = re.compile(f"[{link_trail}]+") if link_trail else None
         self.automaton = ahocorasick.Automaton()
         count = 0
         for anchor in anchors:
@@ -138,17 +141,29 @@ class AnchorMatcher:
         found = []
         for last, anchor in self.automaton.iter(folded):
             start = last + 1 - len(anchor)
-            if is_boundary(classes, start) and is_boundary(classes, last + 1):
+            if not is_boundary(classes, start):
+                continue
+            if is_boundary(classes, last + 1):
                 found.append(Match(start, last + 1, anchor))
+            elif self.trail is not None:
+                trail = self.trail.match(text, last + 1)
+                if trail and is_boundary(classes, trail.end()):
+                    found.append(Match(start, trail.end(), anchor))
         return found
 
     def find(self, text: str, classes: str | None = None) -> list[Match]:
-        """Non-overlapping matches, the longest first (ties: the leftmost), in text order."""
+        """Non-overlapping matches, the longest first (ties: the leftmost), in text order. Different
+        anchors over the very same span (one with a link trail) are all kept."""
         taken: list[Match] = []
         used = bytearray(len(text))
-        for match in sorted(self.find_all(text, classes), key=lambda m: (m.start - m.end, m.start)):
+        spans = set()
+        for match in sorted(self.find_all(text, classes), key=lambda m: (m.start - m.end, m.start, m.anchor)):
+            if (match.start, match.end) in spans:
+                taken.append(match)
+                continue
             if any(used[match.start:match.end]):
                 continue
+            spans.add((match.start, match.end))
             used[match.start:match.end] = b"\x01" * (match.end - match.start)
             taken.append(match)
         return sorted(taken, key=lambda m: m.start)
