@@ -175,10 +175,15 @@ def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, task, as
     if bool(wiki) == bool(wikis) or (wikis and not name):
         raise jobs.UsageError("give --wiki W, or --wikis a,b,c with --name NAME")
     if task == "orphan_link":
-        if not wiki:
-            raise jobs.UsageError("--task orphan_link trains one wiki's model: give --wiki W")
-        with rt.locked(wiki):
-            summary = jobs.train_orphans(rt, rt.config(wiki), force)
+        if wiki:
+            with rt.locked(wiki):
+                summary = jobs.train_orphans(rt, rt.config(wiki), force)
+        else:
+            from pipeline.orphans import model as orphan_model
+            configs = [rt.config(w.strip()) for w in wikis.split(",") if w.strip()]
+            summary = orphan_model.train_joint(rt.spark(configs[0]), rt.warehouse(configs[0]), configs, name, force)
+            for joined, released in summary["released_for"].items():
+                rt.say(f"  {joined}: {summary['reasons'][joined]}" + ("" if released else " (not released)"))
         if as_json:
             emit_json(summary)
         return
@@ -213,7 +218,7 @@ def evaluate_command(rt: jobs.Runtime, wiki, model_name, task, as_json):
     config = rt.config(wiki)
     if task == "orphan_link":
         from pipeline.orphans import model as orphan_model
-        result = orphan_model.evaluate(rt.spark(config), rt.warehouse(config), config)
+        result = orphan_model.evaluate(rt.spark(config), rt.warehouse(config), config, model_name)
     else:
         result = evaluate(rt.spark(config), rt.warehouse(config), config, model_name)
     for protocol, curve in result["protocols"].items():

@@ -290,6 +290,8 @@ class OrphansConfig:
     # run and nightly write the orphan task when the wiki's orphan model passes its gate
     enabled: bool = True
     table: str = "growthexperiments_orphan_link_recommendations"
+    # the orphan model that serves the wiki: "" its own (trained by run / nightly), or a joint one's name
+    model: str = ""
     minimum_link_score: float = 0.5
     maximum_links_per_task: int = 3
     minimum_links_per_task: int = 1
@@ -304,9 +306,9 @@ class OrphansConfig:
     stem_min_letters: int = 5
     # simulated orphans: articles with this many incoming article links, their links removed
     simulated_min_incoming: int = 1
-    simulated_max_incoming: int = 5
+    simulated_max_incoming: int = 10
     simulated_max: int = 20000
-    simulated_test_fraction: float = 0.5
+    simulated_test_fraction: float = 0.3
     n_estimators: int = 150
     max_depth: int = 4
     gate_threshold: float = 0.5

@@ -197,7 +197,7 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
         rt.say(f"linkrec: finding links to orphan articles of {config.wiki} …")
         with spark_progress(spark, "orphans", rt.say):
             result = orphan_task_job.recommend(spark, warehouse, config, chosen, moment, ignore_gate, submitted,
-                                               rejected, pagelinks, model_name)
+                                               rejected, pagelinks, model_name or config.orphans.model or None)
         summary = result.summary()
         rt.say(f"  {summary['orphans']} orphans, {summary['orphans_with_suggestion']} with a suggestion; "
                f"{summary['pages_with_links']} pages with links ({summary['links']} links), "
@@ -311,7 +311,8 @@ def topic_source(rt: Runtime, config: Config, database, tags, topics_file: str |
 def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=None, now=None,
               model_name=None, ignore_gate=False, force=False, dry_run=False, lookups_path=None, db=None,
               search_url=None, search_mode=None, events=None, targeting=None, limit=None, topics=None,
-              report_dir=None, allow_mass_delete=False, earlier_stages: dict | None = None) -> dict:
+              report_dir=None, allow_mass_delete=False, earlier_stages: dict | None = None,
+              orphan_summary: dict | None = None) -> dict:
     """Pages chosen by the targeting → recommendations → database rows and search tags, in rounds when
     the targeting asks for them; the report; old outputs pruned. The summary."""
     from pipeline.progress import Progress, spark_progress
@@ -385,7 +386,8 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
             from pipeline.report import build_report, write_report
 
             run_id = moment.strftime("%Y%m%dT%H%M%S")
-            report, images = build_report(spark, warehouse, wiki, run_id, summary, outputs, topic_counts)
+            report, images = build_report(spark, warehouse, wiki, run_id, summary, outputs, topic_counts,
+                                          orphan_summary)
             summary["report"] = dict(zip(("json", "html"), write_report(report_dir, report, images), strict=True))
             rt.say(f"linkrec: report {summary['report']['html']}")
         summary["pruned_runs"] = len(prune_runs(warehouse, wiki, config.recommend.keep_runs, outputs))
@@ -464,15 +466,46 @@ def run_wiki(rt: Runtime, wiki: str, dump: str | None = None, table: str | None 
             rt.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
             summary["train"] = {"reused": False, **trained.summary()}
     stages["train"] = round(time.time() - mark, 2)
+    mark = time.time()
+    if config.orphans.enabled:
+        summary["orphans"] = orphan_stage(rt, config, force, options)
+    stages["orphans"] = round(time.time() - mark, 2)
     try:
         summary["recommend"] = recommend(rt, config, model_name=model_name, force=force, earlier_stages=stages,
-                                         **options)
+                                         orphan_summary=summary.get("orphans"), **options)
     except SinkError as exc:
         exc.summary = {**summary, "recommend": getattr(exc, "summary", {}), "error": str(exc)}
         raise
     summary["seconds_per_stage"] = summary["recommend"]["seconds_per_stage"]
     summary["seconds"] = round(time.time() - started, 2)
     return summary, 0
+
+
+ORPHAN_OPTIONS = ("pages", "page_ids", "titles_file", "now", "db", "search_url", "search_mode", "events",
+                  "ignore_gate", "dry_run", "allow_mass_delete")
+
+
+def orphan_stage(rt: Runtime, config: Config, force: bool, options: dict) -> dict:
+    """The orphan task of `run` and `nightly`: its model trained when out of date, the task written when
+    the model passes its gate (or --ignore-gate); a wiki where it cannot be trained keeps its link task."""
+    from pipeline.model import ModelError
+    from pipeline.orphans import model as orphan_model
+
+    try:
+        if config.orphans.model:
+            record, _ = orphan_model.load(rt.warehouse(config), config, config.orphans.model)
+            trained = {"model": record["name"], "version": record["version"], "reason": record["reason"],
+                       "released": orphan_model.released_for(record, config.wiki)}
+        else:
+            trained = train_orphans(rt, config, force)
+    except ModelError as exc:
+        rt.say(f"linkrec: no orphan task for {config.wiki}: {exc}")
+        return {"skipped": str(exc)}
+    if not trained["released"] and not options.get("ignore_gate"):
+        rt.say(f"linkrec: no orphan task for {config.wiki}: orphan model {trained['model']} is {trained['reason']}")
+        return {"skipped": trained["reason"], "model": trained["model"], "version": trained["version"]}
+    return orphans(rt, config, force=force, model_name=config.orphans.model or None,
+                   **{k: v for k, v in options.items() if k in ORPHAN_OPTIONS})
 
 
 def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[str | None, str | None]:

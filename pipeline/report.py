@@ -85,6 +85,26 @@ def model_curves(warehouse, summary: dict) -> tuple[dict, bytes | None]:
     return curves, warehouse.read_bytes(f"{folder}/backtest.png")
 
 
+def orphan_section(warehouse, summary: dict) -> tuple[dict, bytes | None]:
+    """The orphan task of the run: orphans, the share that received a suggestion, suggestions per
+    orphan, and the simulated-orphan curve of the model used (its metrics.csv and plot)."""
+    from pipeline.model.artifacts import model_root
+
+    orphans, suggested = summary.get("orphans", 0), summary.get("orphans_with_suggestion", 0)
+    section = {"orphans": orphans, "orphans_with_suggestion": suggested,
+               "share_with_suggestion": round(suggested / orphans, 4) if orphans else 0.0,
+               "suggestions_per_orphan": summary.get("suggestions_per_orphan", 0.0),
+               "pages_with_links": summary.get("pages_with_links", 0), "links": summary.get("links", 0),
+               "model": summary.get("model"), "version": summary.get("version"), "curve": []}
+    if not summary.get("model"):
+        return section, None
+    folder = f"{model_root(warehouse, summary['model'])}/{summary['version']}"
+    for row in csv.DictReader(io.StringIO(warehouse.read_text(f"{folder}/metrics.csv") or "")):
+        section["curve"].append({"threshold": float(row["threshold"]), "precision": float(row["precision"]),
+                                 "recall": float(row["recall"]), "n_links": int(row["n_links"])})
+    return section, warehouse.read_bytes(f"{folder}/backtest.png")
+
+
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
@@ -171,6 +191,16 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
         sections += ["<h2>Sample tasks</h2>", "<p>What an editor sees: the sentence, the suggested anchor "
                      "(marked), the article it would link to, and the model's score.</p>",
                      "".join(_task_html(task) for task in report["sample_tasks"])]
+    if report.get("orphans"):
+        o = report["orphans"]
+        sections += ["<h2>Links to orphan articles</h2>", _table([
+            ["orphans", o["orphans"]], ["orphans with a suggestion", o["orphans_with_suggestion"]],
+            ["share with a suggestion", f"{100 * o['share_with_suggestion']:.1f}%"],
+            ["suggestions per orphan", o["suggestions_per_orphan"]], ["pages with links", o["pages_with_links"]],
+            ["links", o["links"]]], ["", "count"]),
+            f"<p>model {html.escape(str(o.get('model')))} {html.escape(str(o.get('version')))}: simulated orphans</p>",
+            _table([[p["threshold"], p["precision"], p["recall"], p["n_links"]] for p in o["curve"]],
+                   ["threshold", "precision", "recall", "hidden links"])]
     sections += ["<h2>Plots</h2>", figures]
     style = ("body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:.5em 0}"
              "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}figure{display:inline-block;margin:1em}"
@@ -195,7 +225,8 @@ def write_report(report_dir: str, report: dict, images: dict[str, bytes]) -> tup
 
 
 def build_report(spark, warehouse, wiki: str, run_id: str, summary: dict, outputs: list[str],
-                 topics: dict | None = None) -> tuple[dict, dict[str, bytes]]:
+                 topics: dict | None = None, orphans: dict | None = None) -> tuple[dict, dict[str, bytes]]:
+    """`orphans`: the summary of the run's orphan task, when it ran."""
     statistics = run_statistics(spark, outputs)
     curves, backtest_png = model_curves(warehouse, summary)
     report = {"wiki": wiki, "run_id": run_id, "model": summary.get("model"), "version": summary.get("version"),
@@ -212,4 +243,8 @@ def build_report(spark, warehouse, wiki: str, run_id: str, summary: dict, output
     images = plots(statistics)
     if backtest_png:
         images["backtest"] = backtest_png
+    if orphans:
+        report["orphans"], orphan_png = orphan_section(warehouse, orphans)
+        if orphan_png:
+            images["orphan_backtest"] = orphan_png
     return report, images

@@ -294,10 +294,7 @@ def test_orphan_tags_in_search_and_mariadb_rows(ltg_orphans, ltg_model, warehous
     assert check.exit_code == 0 and last_json(check.stdout)["differences"] == 0
 
 
-def test_train_refuses_a_joint_orphan_model_and_names_the_missing_one(ingested, warehouse_dir):
-    refused = run_cli(["--warehouse", str(warehouse_dir), "train", "--wikis", "ltgwiki,mrwiki", "--name", "j",
-                       "--task", "orphan_link"])
-    assert refused.exit_code == 2 and "give --wiki W" in refused.stderr
+def test_a_missing_orphan_model_is_named(ingested, warehouse_dir):
     missing = run_cli(["--warehouse", str(warehouse_dir), "orphans", "--wiki", "ltgwiki", "--model",
                        "nowiki-orphan_link", "--dry-run"])
     assert missing.exit_code == 1 and "no orphan model 'nowiki-orphan_link'" in missing.stderr

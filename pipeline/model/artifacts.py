@@ -113,6 +113,7 @@ def publish_files(warehouse, target: str, files: dict[str, bytes]) -> None:
     local = tempfile.mkdtemp(prefix="linkrec-model-")
     try:
         for name, data in files.items():
+            os.makedirs(os.path.dirname(os.path.join(local, name)), exist_ok=True)  # names may hold folders
             with open(os.path.join(local, name), "wb") as handle:
                 handle.write(data)
         warehouse.put_dir(local, target)

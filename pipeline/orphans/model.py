@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -301,6 +302,51 @@ def train(spark, warehouse, config: Config, force: bool = False) -> dict:
             "training": training, "protocols": {PROTOCOL: public_curve(curve)}}
 
 
+def train_joint(spark, warehouse, configs: list[Config], name: str, force: bool = False) -> dict:
+    """One orphan model for a group of wikis, trained on the union of their training shares (each wiki's
+    test orphans and their sources stay out) and backtested and gated per wiki. The features do not
+    depend on the language, so it also serves wikis too small to train their own."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ModelError(f"--name {name!r}: use letters, digits, '-' and '_'")
+    prepared = {config.wiki: prepare(spark, warehouse, config, force) for config in configs}
+    stacked = np.concatenate([training_examples(spark, warehouse, config, prepared[config.wiki])
+                              for config in configs])
+    raw = bytes(fit(stacked, configs[0]).save_raw("json"))
+    version = hashlib.sha256((sha256_bytes(raw) + "".join(orphan_config_sha(c) for c in configs)).encode()
+                             ).hexdigest()[:12]
+    path = f"{model_root(warehouse, name)}/{version}"
+    curves, released_for, reasons = {}, {}, {}
+    files = {"model.json": raw, "features.json": json.dumps(FEATURES).encode(),
+             "training.json": json.dumps({"wikis": [c.wiki for c in configs], "examples": int(len(stacked)),
+                                          "positives": int(stacked[:, 3].sum()),
+                                          "simulation": {w: p.stats for w, p in prepared.items()}},
+                                         indent=2, sort_keys=True).encode()}
+    for config in configs:
+        curve = backtest(spark, config, prepared[config.wiki], raw)
+        curves[config.wiki] = curve
+        released_for[config.wiki], reasons[config.wiki] = gate(curve, config)
+        files[f"evaluations/{config.wiki}/metrics.csv"] = curve_csv(curve).encode()
+    first = configs[0].wiki
+    files["metrics.csv"], files["backtest.png"] = files[f"evaluations/{first}/metrics.csv"], plot_curves(
+        {w: c for w, c in curves.items()}, f"{name}: simulated orphans per wiki")
+    files["metrics.json"] = json.dumps({"protocols_by_wiki": {w: {PROTOCOL: c} for w, c in curves.items()},
+                                        "released_for": released_for, "reasons": reasons}, indent=2,
+                                       sort_keys=True).encode()
+    publish_files(warehouse, path, files)
+    latest = {"name": name, "version": version, "released": all(released_for.values()),
+              "released_for": released_for, "reason": "; ".join(f"{w}: {r}" for w, r in reasons.items()),
+              "wikis": [c.wiki for c in configs], "task": TASK, "trained_at": int(time.time()),
+              "application_version": __version__}
+    warehouse.write_text(f"{model_root(warehouse, name)}/LATEST.json", json.dumps(latest, indent=2, sort_keys=True))
+    return {"model": name, "version": version, "path": path, "released_for": released_for, "reasons": reasons,
+            "protocols_by_wiki": {w: {PROTOCOL: public_curve(c)} for w, c in curves.items()}}
+
+
+def released_for(record: dict, wiki: str) -> bool:
+    """Whether a model (a wiki's own or a joint one) passed the gate for this wiki."""
+    return bool(record.get("released_for", {}).get(wiki, record["released"]))
+
+
 def load(warehouse, config: Config, name: str | None = None) -> tuple[dict, bytes]:
     """The LATEST record and booster of the wiki's orphan model, or of another wiki's (`name`)."""
     name = name or model_name(config.wiki)
@@ -315,9 +361,10 @@ def load(warehouse, config: Config, name: str | None = None) -> tuple[dict, byte
     return record, raw
 
 
-def evaluate(spark, warehouse, config: Config) -> dict:
-    """The wiki's orphan model backtested again on the current snapshot's simulated orphans."""
-    record, raw = load(warehouse, config)
+def evaluate(spark, warehouse, config: Config, name: str | None = None) -> dict:
+    """The wiki's orphan model (or `name`, e.g. a joint one) backtested on the current snapshot's
+    simulated orphans."""
+    record, raw = load(warehouse, config, name)
     prepared = prepare(spark, warehouse, config)
     curve = backtest(spark, config, prepared, raw)
     released, reason = gate(curve, config)

@@ -106,7 +106,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         raise ModelError(f"--now {now.isoformat()} is before the newest revision of {wiki} snapshot {snapshot}: "
                          "the reference time must not precede the input")
     record, raw = orphan_model.load(warehouse, config, model_name)
-    if not record["released"] and not ignore_gate:
+    if not orphan_model.released_for(record, wiki) and not ignore_gate:
         raise ModelError(f"orphan model {record['name']} {record['version']} is not released ({record['reason']}); "
                          "use --ignore-gate to use it anyway")
     build_tables(spark, warehouse, config)
