@@ -219,9 +219,6 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
         summary["pruned_runs"] = len(prune_runs(warehouse, config.wiki, config.recommend.keep_runs, [result.output],
                                                 orphan_task_job.runs_folder(warehouse, config.wiki)))
         rt.say(where_line(config, db, search_url, tags, [result.output], dry_run, task))
-        # the contract's figures last, so that tools read them from the end of the line
-        for key in ("orphans", "orphans_with_suggestion", "pages_with_links", "links"):
-            summary[key] = summary.pop(key)
     finally:
         for sink in (database, tags):
             if sink is not None:
