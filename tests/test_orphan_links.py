@@ -192,7 +192,8 @@ def test_every_orphan_link_on_every_dump_keeps_the_invariants(ltg_orphans, spark
     """The ltgwiki model serves every wiki here (--model), with a permissive score (0.3) so that many links
     are checked."""
     db_file = tmp_path / "o.db"
-    result = run_cli(["--warehouse", str(warehouse_dir), "--set", "orphans.minimum_link_score=0.3", "orphans", "--wiki", wiki, "--model", "ltgwiki-orphan_link",
+    result = run_cli(["--warehouse", str(warehouse_dir), "--set", "orphans.minimum_link_score=0.3", "orphans",
+                      "--wiki", wiki, "--model", "ltgwiki-orphan_link",
                       "--ignore-gate", "--db", f"sqlite:///{db_file}", "--events", f"{tmp_path}/events/",
                       "--now", "2030-01-01T00:00:00Z", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -300,3 +301,27 @@ def test_a_missing_orphan_model_is_named(ingested, warehouse_dir):
                        "nowiki-orphan_link", "--dry-run"])
     assert missing.exit_code == 1 and "no orphan model 'nowiki-orphan_link'" in missing.stderr
 
+
+
+def test_run_writes_both_tasks_and_the_report_has_the_orphan_section(ltg_orphans, ltg_model, warehouse_dir,
+                                                                     tmp_path):
+    db_file = tmp_path / "run.db"
+    result = run_cli(["--warehouse", str(warehouse_dir), "run", "--wiki", "ltgwiki", "--dump", str(DUMPS["ltgwiki"]),
+                      "--db", f"sqlite:///{db_file}", "--now", "2030-01-01T00:00:00Z", "--report-dir",
+                      str(tmp_path / "report"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = last_json(result.stdout)
+    orphans = summary["orphans"]
+    released = ltg_orphans[2]["released"]
+    if not released:  # the gate decides; a wiki whose orphan model fails keeps its link task
+        assert "not released" in orphans["skipped"] and not orphan_rows(db_file)
+        return
+    assert orphans["pages_with_links"] == sum(1 for _, _, data in orphan_rows(db_file) if data) > 5
+    report = json.loads(next((tmp_path / "report").glob("*.json")).read_text())
+    section = report["orphans"]
+    assert section["orphans"] == orphans["orphans"] and section["links"] == orphans["links"]
+    assert section["share_with_suggestion"] == round(orphans["orphans_with_suggestion"] / orphans["orphans"], 4)
+    assert [p["threshold"] for p in section["curve"]] == [round(0.1 * i, 1) for i in range(10)]
+    page = next((tmp_path / "report").glob("*.html")).read_text()
+    assert "Links to orphan articles" in page and 'alt="orphan_backtest"' in page
+    assert summary["recommend"]["with_links"] > 0  # the link task ran too

@@ -214,18 +214,24 @@ def training_examples(spark, warehouse, config: Config, protocol: str, mode: str
     positives = int(counts.positives or 0)
     summary = {"examples": total, "positives": positives, "negatives": total - positives,
                "sentences": int(counts.sentences), "anchors": stats.anchors, "sampled": min(total, cap)}
-    if total > cap:
-        # the same share of each class, chosen by a hash of the example's identity: same rows every run
-        key = F.xxhash64(F.lit(config.model.seed), "page_id", "sentence_index", "start", "target")
-        rate = cap / total
-        sample = (examples.withColumn("h", F.pmod(key, F.lit(1 << 40)))
-                  .where(F.col("h") < F.lit(int(rate * 1.02 * (1 << 40))))
-                  .orderBy("h", "page_id", "sentence_index", "start", "target").limit(cap).drop("h"))
-        sample_path = path + "-sample"
-        sample.write.mode("overwrite").parquet(sample_path)
-        path = sample_path
+    path = capped(examples, path, total, cap, config.model.seed, ["page_id", "sentence_index", "start", "target"])
     rows = read_examples(path)
     return rows, summary
+
+
+def capped(examples: DataFrame, path: str, total: int, cap: int, seed: int, identity: list[str]) -> str:
+    """`path` when it holds at most `cap` examples, else the path of a sample of `cap` of them: the same
+    share of each class, chosen by a hash of the example's identity (the same rows every run)."""
+    if total <= cap:
+        return path
+    key = F.xxhash64(F.lit(seed), *identity)
+    rate = cap / total
+    sample = (examples.withColumn("h", F.pmod(key, F.lit(1 << 40)))
+              .where(F.col("h") < F.lit(int(rate * 1.02 * (1 << 40))))
+              .orderBy("h", *identity).limit(cap).drop("h"))
+    sample_path = path + "-sample"
+    sample.write.mode("overwrite").parquet(sample_path)
+    return sample_path
 
 
 def read_examples(path: str) -> np.ndarray:

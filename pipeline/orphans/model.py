@@ -27,7 +27,7 @@ from pipeline.ingest.derived import is_article_title
 from pipeline.model import ModelError
 from pipeline.model.artifacts import model_root, plot_curves, publish_files, sha256_bytes
 from pipeline.model.features import choose_links
-from pipeline.model.train import booster_from_bytes, build_tables, xgboost_threads
+from pipeline.model.train import booster_from_bytes, build_tables, capped, xgboost_threads
 from pipeline.orphans import job
 from pipeline.orphans.engine import FEATURES, FEATURES_VERSION, labelled
 from pipeline.recommend.engine import scored_candidates
@@ -162,6 +162,10 @@ def training_examples(spark, warehouse, config: Config, prepared: Prepared) -> n
     inputs = spark.read.parquet(prepared.train_inputs)
     spark.createDataFrame(inputs.rdd.mapPartitions(lambda rows: _examples(rows, articles, config)),
                           job.EXAMPLE_SCHEMA, verifySchema=False).write.mode("overwrite").parquet(path)
+    written = spark.read.parquet(path)
+    # at most model.max_training_examples reach the driver, whatever the wiki's size
+    path = capped(written, path, written.count(), config.model.max_training_examples, config.model.seed,
+                  ["page_id", "start", "target"])
     store, base = filesystem(path)
     table = pq.read_table(base, filesystem=store, columns=["page_id", "start", "target", "label", *FEATURES])
     if not table.num_rows:
