@@ -172,6 +172,8 @@ class RecommendConfig:
     excluded_categories: list[str] = field(default_factory=list)
     # recommendation outputs kept per wiki (the newest; dry runs included)
     keep_runs: int = 3
+    # the orphan task's links merged into the link task's (README: the measured effect)
+    include_orphans: bool = False
 
     def check(self) -> None:
         _fraction(self.minimum_link_score, "recommend.minimum_link_score")

@@ -3,6 +3,7 @@ links never reach training), the model's CLI, and the task's rows and tags on ev
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 
@@ -327,3 +328,51 @@ def test_run_writes_both_tasks_and_the_report_has_the_orphan_section(ltg_orphans
     page = next((tmp_path / "report").glob("*.html")).read_text()
     assert "Links to orphan articles" in page and 'alt="orphan_backtest"' in page
     assert summary["recommend"]["with_links"] > 0  # the link task ran too
+
+
+def test_merging_orphan_links_into_a_link_task_keeps_its_links_and_rules():
+    from pipeline.orphans.mixed import merge_links
+
+    def link(offset, text, target, score):
+        return {"link_text": text, "link_target": target, "match_index": 0, "wikitext_offset": offset,
+                "score": score, "context_before": "", "context_after": "", "link_index": 0}
+
+    meta = {"format_version": 1}
+    task = json.dumps({"links": [link(10, "Rēzekne", "Rēzekne", 0.9), link(40, "Daugova", "Daugova", 0.7)],
+                       "meta": meta})
+    orphans = json.dumps({"links": [link(12, "zekne", "X", 0.99), link(30, "Trasuns", "Trasuns", 0.6),
+                                    link(50, "Kemps", "Kemps", 0.8), link(60, "Daugova", "Y", 0.95)],
+                          "meta": {"format_version": 1, "orphan": True}})
+    merged = json.loads(merge_links(task, orphans, 4, 2))
+    assert [(x["wikitext_offset"], x["link_target"], x["link_index"]) for x in merged["links"]] == [
+        (10, "Rēzekne", 0), (30, "Trasuns", 1), (40, "Daugova", 2), (50, "Kemps", 3)]  # overlap, anchor twice: out
+    assert merged["meta"] == meta
+    assert [x["link_target"] for x in json.loads(merge_links(task, orphans, 3, 2))["links"]] == [
+        "Rēzekne", "Daugova", "Kemps"]  # the best orphan link fills the last place
+    assert merge_links(None, orphans, 10, 5) is None  # below the minimum: still a NULL row
+    assert merge_links(task, None, 10, 2) == task
+
+
+def test_include_orphans_merges_orphan_links_into_the_link_task(ltg_orphans, ltg_model, warehouse_dir, tmp_path):
+    db_file = tmp_path / "mixed.db"
+    common = ["recommend", "--wiki", "ltgwiki", "--now", "2030-01-01T00:00:00Z", "--ignore-gate", "--json"]
+    plain = last_json(run_cli(["--warehouse", str(warehouse_dir), *common, "--dry-run"]).stdout)
+    mixed = run_cli(["--warehouse", str(warehouse_dir), "--set", "recommend.include_orphans=true", *common,
+                     "--db", f"sqlite:///{db_file}"])
+    assert mixed.exit_code == 0, mixed.stderr
+    summary = last_json(mixed.stdout)
+    assert summary["orphans_included"].startswith("yes") and summary["links"] > plain["links"]
+    with sqlite3.connect(db_file) as connection:
+        rows = connection.execute("SELECT gelr_data FROM growthexperiments_link_recommendations "
+                                  "WHERE gelr_data IS NOT NULL").fetchall()
+    warehouse = ltg_orphans[0]
+    orphan_titles = {r.title for r in warehouse.read("orphans", "ltgwiki", current_snapshot(warehouse, "ltgwiki"))
+                     .collect()}
+    found = 0
+    for (data,) in rows:
+        links = json.loads(data)["links"]
+        assert 2 <= len(links) <= 10 and [x["link_index"] for x in links] == list(range(len(links)))
+        spans = sorted((x["wikitext_offset"], x["wikitext_offset"] + len(x["link_text"])) for x in links)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # no two anchors overlap
+        found += sum(1 for x in links if x["link_target"] in orphan_titles)
+    assert found > 0

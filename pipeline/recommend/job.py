@@ -261,6 +261,7 @@ class RecommendResult:
     seconds: float
     lookups: str = "broadcast"
     unmatched: list[str] = field(default_factory=list)  # asked-for titles and ids that name no page
+    orphans_included: str = ""  # with recommend.include_orphans: whether orphan links were merged, and why not
 
     def summary(self) -> dict:
         return {"wiki": self.wiki, "snapshot": self.snapshot, "model": self.model, "version": self.version,
@@ -268,7 +269,8 @@ class RecommendResult:
                 "skipped": {k: v for k, v in self.reasons.items() if k not in (rules.OK, rules.TOO_FEW_LINKS)},
                 "with_links": self.with_links, "null_rows": self.null_rows, "links": self.links,
                 "lookups": self.lookups, "seconds": self.seconds,
-                **({"unmatched": self.unmatched} if self.unmatched else {})}
+                **({"unmatched": self.unmatched} if self.unmatched else {}),
+                **({"orphans_included": self.orphans_included} if self.orphans_included else {})}
 
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, model_name: str | None = None,
@@ -327,6 +329,22 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
                                       OUTPUT_SCHEMA, verifySchema=False)
     output = f"{warehouse.root}/recommendations/wiki={wiki}/run={now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     frame.write.mode("overwrite").parquet(output)
+    orphans_included = ""
+    if config.recommend.include_orphans:
+        from pipeline.orphans import mixed
+        from pipeline.orphans import task as orphan_task
+
+        try:
+            extra = orphan_task.recommend(spark, warehouse, config, selection, now, ignore_gate,
+                                          submitted_revisions, rejected)
+        except ModelError as exc:  # no released orphan model: the link task stands alone
+            orphans_included = f"no: {exc}"
+        else:
+            merged = f"{output}-with-orphans"
+            mixed.merged_output(spark, output, extra.output, merged, config)
+            warehouse.delete(output)
+            output = merged
+            orphans_included = f"yes: model {extra.model} {extra.version}"
     broadcast.unpersist()
     if checked is not None:
         checked.unpersist()
@@ -335,7 +353,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     links = written.agg(F.sum("links")).first()[0] or 0
     return RecommendResult(wiki, snapshot, name, record["version"], output, sum(reasons.values()),
                            dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
-                           int(links), round(time.time() - started, 2), mode, unmatched)
+                           int(links), round(time.time() - started, 2), mode, unmatched, orphans_included)
 
 
 def prune_runs(warehouse, wiki: str, keep: int, protect: list[str], folder: str | None = None) -> list[str]:

@@ -1,0 +1,60 @@
+"""Orphan candidates inside the link task (`recommend.include_orphans`): per page, the link task's links
+and the orphan task's, merged in plain Python: the link task's links first, then orphan links whose
+anchor overlaps none of them and whose target is not linked yet, best score first, at most the link
+task's maximum, in text order; below the link task's minimum the page keeps a NULL row."""
+
+from __future__ import annotations
+
+import json
+
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline.recommend import eligibility as rules
+
+
+def merge_links(link_data: str | None, orphan_data: str | None, maximum: int, minimum: int) -> str | None:
+    """The merged gelr_data of one page (None: fewer links than `minimum`)."""
+    if orphan_data is None:
+        return link_data
+    orphan = json.loads(orphan_data)
+    base = json.loads(link_data) if link_data is not None else {"links": [], "meta": orphan["meta"]}
+    links = list(base["links"])
+    taken = [(link["wikitext_offset"], link["wikitext_offset"] + len(link["link_text"])) for link in links]
+    targets = {link["link_target"] for link in links}
+    anchors = {link["link_text"].casefold() for link in links}
+    for link in sorted(orphan["links"], key=lambda item: (-item["score"], item["wikitext_offset"])):
+        if len(links) >= maximum:
+            break
+        start = link["wikitext_offset"]
+        end = start + len(link["link_text"])
+        if any(start < b and a < end for a, b in taken) or link["link_target"] in targets \
+                or link["link_text"].casefold() in anchors:
+            continue
+        links.append(dict(link))
+        taken.append((start, end))
+        targets.add(link["link_target"])
+        anchors.add(link["link_text"].casefold())
+    if len(links) < minimum:
+        return None
+    links.sort(key=lambda item: item["wikitext_offset"])
+    for index, link in enumerate(links):
+        link["link_index"] = index
+    return json.dumps({"links": links, "meta": base["meta"]}, ensure_ascii=False, separators=(",", ":"))
+
+
+def merged_output(spark, link_output: str, orphan_output: str, path: str, config) -> None:
+    """The link task's output rows with the orphan task's links merged in, written to `path`."""
+    maximum, minimum = config.recommend.maximum_links_per_task, config.recommend.minimum_links_per_task
+    links = spark.read.parquet(link_output)
+    orphans = spark.read.parquet(orphan_output).select("page_id", F.col("gelr_data").alias("orphan_data"))
+    merge = F.udf(lambda a, b: merge_links(a, b, maximum, minimum), T.StringType())
+    eligible = F.col("reason").isin(rules.OK, rules.TOO_FEW_LINKS)
+    data = F.when(eligible, merge("gelr_data", "orphan_data")).otherwise(F.col("gelr_data"))
+    count = F.size(F.from_json(F.col("merged"), "struct<links:array<struct<link_target:string>>>")["links"])
+    (links.join(orphans, "page_id", "left").withColumn("merged", data)
+     .select("wiki", "page_id", "revision_id", F.col("merged").alias("gelr_data"),
+             F.when(eligible, F.when(F.col("merged").isNotNull(), rules.OK).otherwise(rules.TOO_FEW_LINKS))
+             .otherwise(F.col("reason")).alias("reason"),
+             F.coalesce(count, F.lit(0)).cast("int").alias("links"), "link_counts", "scores")
+     .write.mode("overwrite").parquet(path))
