@@ -179,11 +179,10 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
             force=False, dry_run=False, allow_mass_delete=False) -> dict:
     """Orphan links for the selected eligible pages → the orphan task's rows and tags; old outputs pruned."""
     from pipeline.orphans import task as orphan_task_job
-    from pipeline.progress import Progress, spark_progress
+    from pipeline.progress import spark_progress
     from pipeline.recommend.job import Selection, prune_runs
-    from sinks.base import SinkError, orphan_task, redact
+    from sinks.base import orphan_task
     from sinks.connect import open_sinks
-    from sinks.results import write_output
 
     task = orphan_task(config.orphans.table)
     explicit = bool(pages or page_ids or titles_file)
@@ -203,18 +202,8 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
                f"{summary['pages_with_links']} pages with links ({summary['links']} links), "
                f"{summary['null_rows']} NULL rows")
         if database is not None:
-            rt.say(f"linkrec: writing to {redact(db)} table {task.table}"
-                   f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
-            progress = Progress("written", summary["pages_read"] - summary["skipped"].get("not_main_namespace", 0),
-                                rt.say)
-            try:
-                published = write_output(spark, warehouse, config, result, database, tags, db, search_url,
-                                         search_mode, moment, force, progress, allow_mass_delete, task)
-            except SinkError as exc:
-                partial = getattr(exc, "partial", None)
-                exc.summary = {**summary, **(partial.summary() if partial else {}), "error": str(exc)}
-                raise
-            summary.update(published.summary())
+            write_round(rt, config, result, summary, (database, tags), db, search_url, search_mode, events, moment,
+                        force, allow_mass_delete, task)
         summary["dry_run"] = dry_run
         summary["pruned_runs"] = len(prune_runs(warehouse, config.wiki, config.recommend.keep_runs, [result.output],
                                                 orphan_task_job.runs_folder(warehouse, config.wiki)))
@@ -312,12 +301,10 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
               orphan_summary: dict | None = None) -> dict:
     """Pages chosen by the targeting → recommendations → database rows and search tags, in rounds when
     the targeting asks for them; the report; old outputs pruned. The summary."""
-    from pipeline.progress import Progress, spark_progress
+    from pipeline.progress import spark_progress
     from pipeline.recommend.job import Selection, prune_runs
     from pipeline.recommend.job import recommend as compute
-    from sinks.base import SinkError, redact
     from sinks.connect import open_sinks
-    from sinks.results import write_output
     from targeting import rounds
 
     wiki = config.wiki
@@ -348,18 +335,8 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
                    f"({part['links']} links), {part['null_rows']} NULL rows; skipped {part['skipped']}")
             mark = time.time()
             if database is not None:
-                rt.say(f"linkrec: writing to {redact(db)}"
-                       f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
-                progress = Progress("written", part["pages_read"] - part["skipped"].get("not_main_namespace", 0),
-                                    rt.say)
-                try:
-                    published = write_output(spark, warehouse, config, result, database, tags, db, search_url,
-                                             search_mode, moment, force, progress, allow_mass_delete)
-                except SinkError as exc:
-                    partial = getattr(exc, "partial", None)
-                    exc.summary = {**part, **(partial.summary() if partial else {}), "error": str(exc)}
-                    raise
-                part.update(published.summary())
+                write_round(rt, config, result, part, (database, tags), db, search_url, search_mode, events, moment,
+                            force, allow_mass_delete)
             part["seconds_per_stage"] = {"recommend": part["seconds"], "write": round(time.time() - mark, 2)}
             return part
 
@@ -394,6 +371,29 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
             if sink is not None:
                 sink.finish()
     return summary
+
+
+def write_round(rt: Runtime, config: Config, result, summary: dict, sinks, db: str, search_url, search_mode, events,
+                moment: datetime, force: bool, allow_mass_delete: bool, task=None) -> None:
+    """One computed output → its task's rows and tags, the counts added to `summary` (a sink that stops
+    raises SinkError carrying the summary of what was written)."""
+    from pipeline.progress import Progress
+    from sinks.base import LINK, SinkError, redact
+    from sinks.results import write_output
+
+    task = task or LINK
+    database, tags = sinks
+    rt.say(f"linkrec: writing to {redact(db)} table {task.table}"
+           f"{' and ' + (redact(search_url) if search_url else events) if tags else ''} …")
+    progress = Progress("written", summary["pages_read"] - summary["skipped"].get("not_main_namespace", 0), rt.say)
+    try:
+        published = write_output(rt.spark(config), rt.warehouse(config), config, result, database, tags, db,
+                                 search_url, search_mode, moment, force, progress, allow_mass_delete, task)
+    except SinkError as exc:
+        partial = getattr(exc, "partial", None)
+        exc.summary = {**summary, **(partial.summary() if partial else {}), "error": str(exc)}
+        raise
+    summary.update(published.summary())
 
 
 def where_line(config: Config, db, search_url, tags, outputs: list[str], dry_run: bool, task=None) -> str:

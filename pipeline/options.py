@@ -36,14 +36,17 @@ sink_options = [
                  help="cirrus: super_detect_noop updates (search-extra plugin); painless: vanilla script "
                       "updates [default: sinks.search_mode, painless]."),
 ]
-recommend_options = [
+selection_options = [
     click.option("--pages", help="Page-id range A-B."),
     click.option("--page-ids", help="Comma-separated page ids."),
     click.option("--titles-file", type=click.Path(dir_okay=False), help="A file with one title per line."),
     *sink_options,
     click.option("--events", type=click.Path(), help="Write page_weighted_tags_change events (NDJSON) to this "
-                                                     "file, or to <wiki>-<time>.ndjson in this folder."),
+                                                     "file, or to <wiki>[-<task>]-<time>.ndjson in this folder."),
     click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
+]
+recommend_options = [
+    *selection_options,
     click.option("--model", "model_name", help="Model name [default: the wiki's own]."),
     click.option("--ignore-gate", is_flag=True, help="Use the model even if it is not released."),
     click.option("--force", is_flag=True, help="Rebuild tables and models even when up to date, and rewrite "
@@ -66,13 +69,7 @@ recommend_options = [
 task_option = click.option("--task", type=click.Choice(["link", "orphan_link"]), default="link", show_default=True,
                            help="link: the Add-a-link task; orphan_link: links to orphan articles.")
 orphan_options = [
-    click.option("--pages", help="Page-id range A-B."),
-    click.option("--page-ids", help="Comma-separated page ids."),
-    click.option("--titles-file", type=click.Path(dir_okay=False), help="A file with one title per line."),
-    *sink_options,
-    click.option("--events", type=click.Path(), help="Write page_weighted_tags_change events (NDJSON) to this "
-                                                     "file, or to <wiki>-orphan_link-<time>.ndjson in this folder."),
-    click.option("--now", help="Reference time for minimumTimeSinceLastEdit, ISO 8601 [default: now]."),
+    *selection_options,
     click.option("--pagelinks", type=click.Path(),
                  help="A Parquet pagelinks table (pl_from, pl_namespace, pl_title): orphans by the wiki's own "
                       "link table (links from templates count) instead of the articles' wikitext links."),

@@ -22,7 +22,7 @@ from pipeline.orphans import model as orphan_model
 from pipeline.orphans import table as orphan_table
 from pipeline.recommend import eligibility as rules
 from pipeline.recommend.engine import finish_batch
-from pipeline.recommend.job import OUTPUT_SCHEMA, Selection, newest_revision
+from pipeline.recommend.job import OUTPUT_SCHEMA, RecommendResult, Selection, newest_revision
 from pipeline.text.titles import TitleNormaliser
 from pipeline.warehouse import current_snapshot, siteinfo_of
 
@@ -66,33 +66,21 @@ def _rows(rows, wiki: str, model_raw: bytes, meta: dict, articles: int, config: 
 
 
 @dataclass
-class OrphanResult:
-    wiki: str
-    snapshot: str
-    model: str
-    version: str
-    output: str
-    pages: int
-    reasons: dict[str, int]
-    with_links: int
-    null_rows: int
-    links: int
-    orphans: int
-    orphans_with_suggestion: int
-    filters: dict
-    seconds: float
-    unmatched: list[str] = field(default_factory=list)
+class OrphanResult(RecommendResult):
+    """The link task's result, with the orphans and the mention filters' counts."""
+
+    orphans: int = 0
+    orphans_with_suggestion: int = 0
+    filters: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        return {"wiki": self.wiki, "snapshot": self.snapshot, "model": self.model, "version": self.version,
-                "output": self.output, "pages_read": self.pages, "eligible": self.with_links + self.null_rows,
-                "skipped": {k: v for k, v in self.reasons.items() if k not in (rules.OK, rules.TOO_FEW_LINKS)},
-                "null_rows": self.null_rows, "mentions": self.filters, "seconds": self.seconds,
-                **({"unmatched": self.unmatched} if self.unmatched else {}),
-                "orphans": self.orphans, "orphans_with_suggestion": self.orphans_with_suggestion,
+        out = super().summary()
+        for key in ("lookups", "with_links"):
+            out.pop(key)
+        return {**out, "mentions": self.filters, "orphans": self.orphans,
+                "orphans_with_suggestion": self.orphans_with_suggestion,
                 "suggestions_per_orphan": round(self.links / self.orphans_with_suggestion, 2)
-                if self.orphans_with_suggestion else 0.0,
-                "pages_with_links": self.with_links, "links": self.links}
+                if self.orphans_with_suggestion else 0.0, "pages_with_links": self.with_links}
 
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, ignore_gate: bool = False,
@@ -166,7 +154,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         warehouse.delete(warehouse.table(f"{stage}_{name}", wiki, snapshot))
     return OrphanResult(wiki, snapshot, record["name"], record["version"], output, sum(reasons.values()),
                         dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
-                        int(links_total), int(orphan_summary["orphans"]), int(suggested),
-                        {k: int(filters[k] or 0) for k in ("mentions", "too_short", "anchor_of_others",
-                                                           "common_text")},
-                        round(time.time() - started, 2), unmatched)
+                        int(links_total), round(time.time() - started, 2), "join", unmatched,
+                        orphans=int(orphan_summary["orphans"]), orphans_with_suggestion=int(suggested),
+                        filters={k: int(filters[k] or 0) for k in ("mentions", "too_short", "anchor_of_others",
+                                                                   "common_text")})
