@@ -336,7 +336,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
 
         try:
             extra = orphan_task.recommend(spark, warehouse, config, selection, now, ignore_gate,
-                                          submitted_revisions, rejected)
+                                          submitted_revisions, rejected, model_name=config.orphans.model or None)
         except ModelError as exc:  # no released orphan model: the link task stands alone
             orphans_included = f"no: {exc}"
         else:
