@@ -162,8 +162,7 @@ def train_orphans(rt: Runtime, config: Config, force=False) -> dict:
         record = orphan_model.up_to_date(rt.warehouse(config), config)
         if record is not None:
             rt.say(f"linkrec: orphan model {record['name']} {record['version']} is up to date ({record['reason']})")
-            return {"wiki": config.wiki, "model": record["name"], "version": record["version"], "reused": True,
-                    "released": record["released"], "reason": record["reason"]}
+            return {**orphan_model.recorded_summary(rt.warehouse(config), record), "reused": True}
     rt.say(f"linkrec: training the {config.wiki} orphan-link model (simulated orphans, XGBoost, backtest) …")
     with spark_progress(rt.spark(config), "train orphans", rt.say):
         summary = orphan_model.train(rt.spark(config), rt.warehouse(config), config, force)

@@ -22,14 +22,19 @@ EVENT_SCHEMA = "/mediawiki/cirrussearch/page_weighted_tags_change/1.0.0"
 EVENT_STREAM = "mediawiki.cirrussearch.page_weighted_tags_change.v1"
 MODES = ("cirrus", "painless")
 # Keep every tag of other producers; replace only the task's group (recommendation.link/, …), and say "noop" when
-# nothing changes so that a re-run leaves the index untouched. (`==` compares lists by value in painless.)
+# nothing changes so that a re-run leaves the index untouched. A tag already set keeps its place, so that two
+# tasks setting their tags in turn do not reorder the list on every run. (`==` compares lists by value.)
 PAINLESS = """
 def current = ctx._source.weighted_tags;
 List tags = new ArrayList();
 if (current instanceof List) { tags.addAll(current); } else if (current != null) { tags.add(current); }
 List kept = new ArrayList();
-for (t in tags) { if (!t.startsWith(params.prefix)) { kept.add(t); } }
-if (params.tag != null) { kept.add(params.tag); }
+boolean had = false;
+for (t in tags) {
+  if (!t.startsWith(params.prefix)) { kept.add(t); }
+  else if (params.tag != null && t == params.tag && !had) { kept.add(t); had = true; }
+}
+if (params.tag != null && !had) { kept.add(params.tag); }
 if (kept == tags) { ctx.op = 'noop'; } else { ctx._source.weighted_tags = kept; }
 """.strip()
 

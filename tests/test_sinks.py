@@ -333,6 +333,26 @@ def test_painless_updates_replace_only_their_group_and_rerun_as_noops(search_ser
     assert queries.tagged_pages(client, name) == {1, 4}
 
 
+def test_two_tasks_setting_their_tags_in_turn_leave_each_other_alone_and_rerun_as_noops(search_server, small_index):
+    from sinks.base import orphan_task
+
+    client, name = small_index
+    link = IndexTags(search_server.url, name, "painless")
+    orphan = IndexTags(search_server.url, name, "painless", task=orphan_task())
+    for mode_round in range(2):
+        orphan_counts = orphan.apply([TagChange(1, "One", 0, SET, True), TagChange(2, "Two", 0, SET, True)])
+        link_counts = link.apply([TagChange(1, "One", 0, SET, True), TagChange(2, "Two", 0, CLEAR, True)])
+        if mode_round:  # the second night changes nothing: no tag moves in the list
+            assert (orphan_counts.unchanged, link_counts.unchanged) == (2, 2)
+    assert sources(client, name)[1] == ["recommendation.orphan_link/exists", "recommendation.link/exists"]
+    assert sources(client, name)[2] == ["recommendation.orphan_link/exists"]
+    client.indices.refresh(index=name)
+    assert queries.tagged_pages(client, name) == {1}
+    assert queries.tagged_pages(client, name, orphan_task()) == {1, 2}
+    link.finish()
+    orphan.finish()
+
+
 def test_events_carry_the_required_fields_and_only_changes(tmp_path):
     events = EventTags(str(tmp_path / "events") + "/", "ltgwiki", NOW)
     counts = events.apply([TagChange(18, "18 godu symts", 0, SET, True), TagChange(25, "Aloizs Broks", 0, CLEAR, True),

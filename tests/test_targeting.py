@@ -214,7 +214,8 @@ def test_the_run_report_holds_the_figures_and_renders_in_a_real_browser(nightly_
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", f"file://{paths['html']}"],
                          capture_output=True, text=True, timeout=120).stdout
-    assert 'data-images-loaded="3"' in dom  # histogram, coverage and backtest decoded as images
+    # histogram, coverage and backtest decoded as images, and the orphan curve when the orphan task ran
+    assert f'data-images-loaded="{3 + bool(report.get("orphans"))}"' in dom
     shot = tmp_path / "report.png"
     subprocess.run(flags + ["--window-size=1000,2600", f"--screenshot={shot}", f"file://{paths['html']}"],
                    capture_output=True, timeout=120, cwd=tmp_path)

@@ -346,6 +346,15 @@ def train_joint(spark, warehouse, configs: list[Config], name: str, force: bool 
             "protocols_by_wiki": {w: {PROTOCOL: public_curve(c)} for w, c in curves.items()}}
 
 
+def recorded_summary(warehouse, record: dict) -> dict:
+    """What `train` printed for a model trained earlier (its curve from the version's metrics.json)."""
+    folder = f"{model_root(warehouse, record['name'])}/{record['version']}"
+    metrics = json.loads(warehouse.read_text(f"{folder}/metrics.json") or "{}")
+    return {"wiki": record.get("wiki"), "model": record["name"], "version": record["version"], "path": folder,
+            "released": record["released"], "reason": record["reason"],
+            "protocols": {PROTOCOL: public_curve(metrics.get("protocols", {}).get(PROTOCOL, []))}}
+
+
 def released_for(record: dict, wiki: str) -> bool:
     """Whether a model (a wiki's own or a joint one) passed the gate for this wiki."""
     return bool(record.get("released_for", {}).get(wiki, record["released"]))
