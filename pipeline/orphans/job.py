@@ -175,6 +175,19 @@ def entries(found: DataFrame, mentions: DataFrame, config: Config, articles: int
     return per_page, counted
 
 
+FILTER_COUNTS = ("mentions", "too_short", "anchor_of_others", "common_text")
+
+
+def filter_counts(counted: DataFrame) -> dict[str, int]:
+    """Mentions, and how many each filter removed (in order: a mention is counted by the first that does)."""
+    row = counted.agg(
+        F.count(F.lit(1)).alias("mentions"), F.sum(F.col("too_short").cast("int")).alias("too_short"),
+        F.sum((~F.col("too_short") & F.col("anchor_of_others")).cast("int")).alias("anchor_of_others"),
+        F.sum((~F.col("too_short") & ~F.col("anchor_of_others") & F.col("common_text")).cast("int"))
+        .alias("common_text")).first()
+    return {key: int(row[key] or 0) for key in FILTER_COUNTS}
+
+
 def relations(pairs: DataFrame, edges: DataFrame) -> DataFrame:
     """page_id, orphan_id, common, backlink, orphan_out_degree, source_degree (edges: the article graph
     without links into the targets)."""

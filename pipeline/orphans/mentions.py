@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pipeline.text.matcher import SPACELESS, WORD, anchor_key, char_classes
 
 DISAMBIGUATOR = re.compile(r"\s*\([^()]*\)\s*$")
-FILTERS = ("too_short", "common_text", "anchor_of_others")
 
 
 @dataclass(frozen=True)

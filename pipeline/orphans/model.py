@@ -124,17 +124,11 @@ def prepare(spark, warehouse, config: Config, force: bool = False) -> Prepared:
     for share, frame in shares.items():
         write(f"orphan_sim_{share}", job.page_inputs(units, frame.drop("split"), related))
     gold = full.join(test_orphans, "target_page_id").count()
-    filters = counted.agg(
-        F.count(F.lit(1)).alias("mentions"), F.sum(F.col("too_short").cast("int")).alias("too_short"),
-        F.sum((~F.col("too_short") & F.col("anchor_of_others")).cast("int")).alias("anchor_of_others"),
-        F.sum((~F.col("too_short") & ~F.col("anchor_of_others") & F.col("common_text")).cast("int"))
-        .alias("common_text")).first()
     split_counts = {r.split: r["count"] for r in simulated.groupBy("split").count().collect()}
     stats = {"snapshot": snapshot, "fingerprint": key, "articles": articles,
              "simulated_orphans": sum(split_counts.values()), "train_orphans": split_counts.get("train", 0),
              "test_orphans": split_counts.get("test", 0), "gold_links": gold,
-             "mentions": {k: int(filters[k] or 0) for k in ("mentions", "too_short", "anchor_of_others",
-                                                            "common_text")},
+             "mentions": job.filter_counts(counted),
              "common_text_limit": job.common_text_limit(config, articles), "seconds": round(time.time() - started, 2)}
     manifest = warehouse.manifest(wiki)
     manifest["orphan_simulation"] = stats

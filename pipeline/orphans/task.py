@@ -144,17 +144,12 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     suggested = (written.where(F.col("gelr_data").isNotNull())
                  .select(F.explode(F.from_json("gelr_data", link_schema)["links"]).alias("l"))
                  .select(F.col("l.link_target")).distinct().count())
-    filters = counted.agg(
-        F.count(F.lit(1)).alias("mentions"), F.sum(F.col("too_short").cast("int")).alias("too_short"),
-        F.sum((~F.col("too_short") & F.col("anchor_of_others")).cast("int")).alias("anchor_of_others"),
-        F.sum((~F.col("too_short") & ~F.col("anchor_of_others") & F.col("common_text")).cast("int"))
-        .alias("common_text")).first()
     links_total = written.agg(F.sum("links")).first()[0] or 0
+    filters = job.filter_counts(counted)  # before the stage tables it reads are deleted
     for name in ("units", "mentions", "found", "keys"):
         warehouse.delete(warehouse.table(f"{stage}_{name}", wiki, snapshot))
     return OrphanResult(wiki, snapshot, record["name"], record["version"], output, sum(reasons.values()),
                         dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
                         int(links_total), round(time.time() - started, 2), "join", unmatched,
                         orphans=int(orphan_summary["orphans"]), orphans_with_suggestion=int(suggested),
-                        filters={k: int(filters[k] or 0) for k in ("mentions", "too_short", "anchor_of_others",
-                                                                   "common_text")})
+                        filters=filters)
