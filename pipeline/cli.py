@@ -31,6 +31,43 @@ def emit_json(summary: dict) -> None:
     click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True, default=str))
 
 
+def reworded(**helps):
+    """Another help text for shared options in one command (the tag its task writes)."""
+    def wrap(func):
+        for param in getattr(func, "__click_params__", ()):
+            if param.name in helps:
+                param.help = helps[param.name]
+        return func
+    return wrap
+
+
+SEARCH_URL = "Elasticsearch / OpenSearch / CirrusSearch URL: set or clear the {tag} tag of every page written."
+BOTH_TAGS = "recommendation.link/exists (and recommendation.orphan_link/exists when orphans.enabled)"
+
+
+class Linkrec(click.Group):
+    """The `linkrec` group: a usage error is one line on stderr like every other error (exit 2)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # a group alone: its help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            hint = f"; try `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+            fail(exc.format_message().rstrip(".") + hint, exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # an int: the code of --help, --version
+
+
 def reported(command):
     """Known failures end in one line and their exit code; a sink that stopped a run still prints the
     `--json` summary of what was written."""
@@ -48,7 +85,7 @@ def reported(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Linkrec, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="linkrec")
 @click.option("--warehouse", envvar="LINKREC_WAREHOUSE", metavar="DIR",
               help="Root of every table: a path or an hdfs:// / s3a:// URI [env LINKREC_WAREHOUSE; ./warehouse].")
@@ -108,6 +145,7 @@ def ingest(rt: jobs.Runtime, wiki, dump, table, siteinfo, index, snapshot, allow
 @click.option("--dump", type=click.Path(dir_okay=False), required=True,
               help="MediaWiki XML dump (.bz2, .xz, .gz or plain).")
 @with_options(dump_options)
+@reworded(search_url=SEARCH_URL.format(tag=BOTH_TAGS))
 @with_options(recommend_options)
 @json_option
 @click.pass_obj
@@ -128,6 +166,7 @@ def run(rt: jobs.Runtime, wiki, dump, index, snapshot, allow_truncated, as_json,
 @click.option("--dump-dir", type=click.Path(file_okay=False), help="Folder of dumps: each wiki's newest <wiki>-* file.")
 @click.option("--tables", type=click.Path(file_okay=False),
               help="Folder of page tables: PATH/wiki=<wiki>, with PATH/<wiki>-siteinfo.json when there is one.")
+@reworded(search_url=SEARCH_URL.format(tag=BOTH_TAGS))
 @with_options(sink_options)
 @click.option("--events", type=click.Path(), help="Folder for the page_weighted_tags_change event files.")
 @click.option("--report-dir", type=click.Path(file_okay=False), help="Write each wiki's run report here.")
@@ -214,8 +253,10 @@ def evaluate_command(rt: jobs.Runtime, wiki, model_name, task, as_json):
     """Micro precision and recall at thresholds 0.0 … 0.9 under the reference and leakage-free protocols
     (--task orphan_link: of the orphan model, on simulated orphans)."""
     from pipeline.model.evaluation import evaluate
+    from pipeline.warehouse import current_snapshot
 
     config = rt.config(wiki)
+    current_snapshot(rt.warehouse(config), wiki)  # a wiki never ingested: said before Spark starts
     if task == "orphan_link":
         from pipeline.orphans import model as orphan_model
         result = orphan_model.evaluate(rt.spark(config), rt.warehouse(config), config, model_name)
@@ -247,6 +288,7 @@ def recommend_command(rt: jobs.Runtime, wiki, as_json, **options):
 
 @main.command("orphans")
 @wiki_option
+@reworded(search_url=SEARCH_URL.format(tag="recommendation.orphan_link/exists"))
 @with_options(orphan_options)
 @json_option
 @click.pass_obj
@@ -305,6 +347,8 @@ def search_command(rt: jobs.Runtime, query, wiki, search_url, limit, as_json):
 
 @main.command("reconcile")
 @wiki_option
+@reworded(search_url="Elasticsearch / OpenSearch / CirrusSearch URL whose recommendation.<task>/exists tags "
+                     "(link or orphan_link, per --task) are checked, and with --fix repaired.")
 @with_options(sink_options)
 @click.option("--fix", is_flag=True, help="Repair: delete stale rows, set missing tags, clear stray tags.")
 @task_option

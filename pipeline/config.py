@@ -292,6 +292,8 @@ class OrphansConfig:
     # run and nightly write the orphan task when the wiki's orphan model passes its gate
     enabled: bool = True
     table: str = "growthexperiments_orphan_link_recommendations"
+    # its own reviewed links (contracts.md §4): never the link task's
+    submissions_table: str = "growthexperiments_orphan_link_submissions"
     # the orphan model that serves the wiki: "" its own (trained by run / nightly), or a joint one's name
     model: str = ""
     minimum_link_score: float = 0.5
@@ -329,8 +331,11 @@ class OrphansConfig:
             raise ConfigError("orphans.minimum_links_per_task must not exceed orphans.maximum_links_per_task")
         if self.simulated_min_incoming > self.simulated_max_incoming:
             raise ConfigError("orphans.simulated_min_incoming must not exceed orphans.simulated_max_incoming")
-        if not re.fullmatch(r"[A-Za-z0-9_]+", self.table):
-            raise ConfigError(f"orphans.table: {self.table!r} must be a plain SQL table name")
+        for key in ("table", "submissions_table"):
+            if not re.fullmatch(r"[A-Za-z0-9_]+", getattr(self, key)):
+                raise ConfigError(f"orphans.{key}: {getattr(self, key)!r} must be a plain SQL table name")
+        if self.submissions_table == "growthexperiments_link_submissions":
+            raise ConfigError("orphans.submissions_table: the orphan task never reads the link task's submissions")
 
 
 @dataclass(frozen=True)

@@ -53,13 +53,14 @@ class Runtime:
         if not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    def default_db(self) -> str:
+    def default_db(self, wiki: str) -> str:
+        """One embedded database per wiki: GrowthExperiments' tables have no wiki column."""
         from pipeline.warehouse import resolve_root
 
         root = resolve_root(self.warehouse_option)
         if "://" in root:
             raise UsageError("--db is required when the warehouse is not a local folder")
-        return f"sqlite:///{root}/linkrec.db"
+        return f"sqlite:///{root}/{wiki}.db"
 
 
 def parse_now(value: str | None) -> datetime:
@@ -175,19 +176,21 @@ def train_orphans(rt: Runtime, config: Config, force=False) -> dict:
 
 def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=None, now=None, db=None,
             search_url=None, search_mode=None, events=None, pagelinks=None, model_name=None, ignore_gate=False,
-            force=False, dry_run=False, allow_mass_delete=False) -> dict:
-    """Orphan links for the selected eligible pages → the orphan task's rows and tags; old outputs pruned."""
+            force=False, dry_run=False, allow_mass_delete=False, chosen=None) -> dict:
+    """Orphan links for the selected eligible pages → the orphan task's rows and tags; old outputs pruned.
+    `chosen`: a Selection made already (the pages the link task's targeting chose)."""
     from pipeline.orphans import task as orphan_task_job
     from pipeline.progress import spark_progress
     from pipeline.recommend.job import Selection, prune_runs
     from sinks.base import orphan_task
     from sinks.connect import open_sinks
 
-    task = orphan_task(config.orphans.table)
-    explicit = bool(pages or page_ids or titles_file)
-    chosen = selection(pages, page_ids, titles_file) if explicit else Selection()
+    task = orphan_task(config.orphans.table, config.orphans.submissions_table)
+    if chosen is None:
+        explicit = bool(pages or page_ids or titles_file)
+        chosen = selection(pages, page_ids, titles_file) if explicit else Selection()
     moment = now if isinstance(now, datetime) else parse_now(now)
-    db = db or (None if dry_run else rt.default_db())
+    db = None if dry_run else (db or rt.default_db(config.wiki)).replace("{wiki}", config.wiki)
     database, tags = (None, None) if dry_run else open_sinks(config, moment, db, search_url, search_mode, events, task)
     try:
         submitted, rejected = database.submissions() if database is not None else (set(), {})
@@ -297,9 +300,11 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
               model_name=None, ignore_gate=False, force=False, dry_run=False, lookups_path=None, db=None,
               search_url=None, search_mode=None, events=None, targeting=None, limit=None, topics=None,
               report_dir=None, allow_mass_delete=False, earlier_stages: dict | None = None,
-              orphan_summary: dict | None = None) -> dict:
+              then=None) -> dict:
     """Pages chosen by the targeting → recommendations → database rows and search tags, in rounds when
-    the targeting asks for them; the report; old outputs pruned. The summary."""
+    the targeting asks for them; the report; old outputs pruned. The summary. `then(selection)`: a step
+    run on the pages this run selected (the orphan task of `run`) after the writes and before the
+    report; its summary goes to the report and to summary["then"]."""
     from pipeline.progress import spark_progress
     from pipeline.recommend.job import Selection, prune_runs
     from pipeline.recommend.job import recommend as compute
@@ -311,15 +316,17 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
     chosen = selection(pages, page_ids, titles_file) if explicit else Selection()
     strategy = "explicit" if explicit else (targeting or config.targeting.strategy)
     moment = now if isinstance(now, datetime) else parse_now(now)
-    db = db or (None if dry_run else rt.default_db())
+    db = None if dry_run else (db or rt.default_db(wiki)).replace("{wiki}", wiki)
     database, tags = (None, None) if dry_run else open_sinks(config, moment, db, search_url, search_mode, events)
     outputs: list[str] = []
+    picked_ids: list[int] = []
     topic_counts = None
     try:
         submitted, rejected = database.submissions() if database is not None else (set(), {})
         spark, warehouse = rt.spark(config), rt.warehouse(config)
 
         def one_round(picked: Selection) -> dict:
+            picked_ids.extend(picked.page_ids)
             rt.say(f"linkrec: recommending for {wiki} …")
             with spark_progress(spark, "recommend", rt.say):
                 result = compute(spark, warehouse, config, picked, moment, model_name, ignore_gate, submitted,
@@ -355,12 +362,19 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
                 rt.say(f"  search: {summary['search']}")
             rt.say("  nothing changed" if not summary["changed"] else "  changes written")
         summary["seconds_per_stage"] = {**(earlier_stages or {}), **summary.get("seconds_per_stage", {})}
+        if then is not None:
+            # the pages the targeting chose (ids it already holds), or the run's own selection
+            mark = time.time()
+            targeted = strategy in ("iterate", "topics")
+            summary["then"] = then(None if targeted and not picked_ids else
+                                   Selection(page_ids=tuple(sorted(set(picked_ids)))) if targeted else chosen)
+            summary["seconds_per_stage"]["orphans"] = round(time.time() - mark, 2)
         if report_dir:
             from pipeline.report import build_report, write_report
 
             run_id = moment.strftime("%Y%m%dT%H%M%S")
             report, images = build_report(spark, warehouse, wiki, run_id, summary, outputs, topic_counts,
-                                          orphan_summary)
+                                          summary.get("then"))
             summary["report"] = dict(zip(("json", "html"), write_report(report_dir, report, images), strict=True))
             rt.say(f"linkrec: report {summary['report']['html']}")
         summary["pruned_runs"] = len(prune_runs(warehouse, wiki, config.recommend.keep_runs, outputs))
@@ -424,8 +438,9 @@ def run_wiki(rt: Runtime, wiki: str, dump: str | None = None, table: str | None 
              allow_truncated=False, force=False, model_name=None, siteinfo=None, **options) -> tuple[dict, int]:
     """Ingest (unless this input is ingested already), train (unless the model is up to date), recommend,
     write the sinks. Returns the summary and the exit code."""
+    from pipeline import errors
     from pipeline.model import train as model_train
-    from sinks.base import SinkError
+    from pipeline.recommend.job import Selection
 
     started = time.time()
     stages: dict[str, float] = {}
@@ -462,46 +477,77 @@ def run_wiki(rt: Runtime, wiki: str, dump: str | None = None, table: str | None 
             rt.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
             summary["train"] = {"reused": False, **trained.summary()}
     stages["train"] = round(time.time() - mark, 2)
-    mark = time.time()
-    if config.orphans.enabled:
-        summary["orphans"] = orphan_stage(rt, config, force, options)
-    stages["orphans"] = round(time.time() - mark, 2)
+
+    orphan_runs: list[dict] = []
+
+    def run_orphans(chosen) -> dict:
+        orphan_runs.append(orphan_stage(rt, config, force, options, chosen))
+        return orphan_runs[-1]
+
     try:
         summary["recommend"] = recommend(rt, config, model_name=model_name, force=force, earlier_stages=stages,
-                                         orphan_summary=summary.get("orphans"), **options)
-    except SinkError as exc:
+                                         then=run_orphans if config.orphans.enabled else None, **options)
+    except Exception as exc:
+        if errors.exit_code(exc) is None:
+            raise
+        if config.orphans.enabled and not orphan_runs:
+            # the link task failed: the orphan task still runs on the run's own selection (none for targeting)
+            targeted = (options.get("targeting") or config.targeting.strategy) in ("iterate", "topics")
+            explicit = any(options.get(k) for k in ("pages", "page_ids", "titles_file"))
+            run_orphans(selection(options.get("pages"), options.get("page_ids"), options.get("titles_file"))
+                        if explicit else None if targeted else Selection())
+        if orphan_runs:
+            summary["orphans"] = orphan_runs[-1]
         exc.summary = {**summary, "recommend": getattr(exc, "summary", {}), "error": str(exc)}
         raise
+    code = 0
+    if config.orphans.enabled:
+        summary["orphans"] = summary["recommend"].pop("then")
+        code = summary["orphans"].get("exit_code", 0)
     summary["seconds_per_stage"] = summary["recommend"]["seconds_per_stage"]
     summary["seconds"] = round(time.time() - started, 2)
-    return summary, 0
+    return summary, code
 
 
-ORPHAN_OPTIONS = ("pages", "page_ids", "titles_file", "now", "db", "search_url", "search_mode", "events",
-                  "ignore_gate", "dry_run", "allow_mass_delete")
+ORPHAN_OPTIONS = ("now", "db", "search_url", "search_mode", "events", "ignore_gate", "dry_run", "allow_mass_delete")
 
 
-def orphan_stage(rt: Runtime, config: Config, force: bool, options: dict) -> dict:
-    """The orphan task of `run` and `nightly`: its model trained when out of date, the task written when
-    the model passes its gate (or --ignore-gate); a wiki where it cannot be trained keeps its link task."""
+def orphan_stage(rt: Runtime, config: Config, force: bool, options: dict, chosen) -> dict:
+    """The orphan task of `run` and `nightly` on the pages the link task selected (`chosen`; None: none):
+    its model trained when out of date, the task written when the model passes its gate for this wiki
+    (or --ignore-gate). It fails on its own: the link task stands, and the summary says why, with the
+    exit code the failure would have had."""
+    from pipeline import errors
     from pipeline.model import ModelError
     from pipeline.orphans import model as orphan_model
 
+    if chosen is None:
+        rt.say(f"linkrec: no orphan task for {config.wiki}: the targeting selected no pages")
+        return {"skipped": "the targeting selected no pages"}
     try:
         if config.orphans.model:
             record, _ = orphan_model.load(rt.warehouse(config), config, config.orphans.model)
-            trained = {"model": record["name"], "version": record["version"], "reason": record["reason"],
-                       "released": orphan_model.released_for(record, config.wiki)}
+            released, reason = orphan_model.gate_for(rt.warehouse(config), record, config.wiki)
+            trained = {"model": record["name"], "version": record["version"], "reason": reason,
+                       "released": released}
         else:
             trained = train_orphans(rt, config, force)
-    except ModelError as exc:
+        if not trained["released"] and not options.get("ignore_gate"):
+            rt.say(f"linkrec: no orphan task for {config.wiki}: orphan model {trained['model']} is "
+                   f"{trained['reason']}")
+            return {"skipped": trained["reason"], "model": trained["model"], "version": trained["version"]}
+        return orphans(rt, config, force=force, model_name=config.orphans.model or None, chosen=chosen,
+                       **{k: v for k, v in options.items() if k in ORPHAN_OPTIONS})
+    except ModelError as exc:  # no model can serve this wiki (too few orphans to train, no gate result)
         rt.say(f"linkrec: no orphan task for {config.wiki}: {exc}")
         return {"skipped": str(exc)}
-    if not trained["released"] and not options.get("ignore_gate"):
-        rt.say(f"linkrec: no orphan task for {config.wiki}: orphan model {trained['model']} is {trained['reason']}")
-        return {"skipped": trained["reason"], "model": trained["model"], "version": trained["version"]}
-    return orphans(rt, config, force=force, model_name=config.orphans.model or None,
-                   **{k: v for k, v in options.items() if k in ORPHAN_OPTIONS})
+    except Exception as exc:  # noqa: BLE001 - the link task is written already; a bug still raises
+        code = errors.exit_code(exc)
+        if code is None:
+            raise
+        message = errors.describe(exc, code)
+        rt.say(f"linkrec: error: the orphan task of {config.wiki} failed: {message}")
+        return {**getattr(exc, "summary", {}), "failed": message, "exit_code": code}
 
 
 def newest_input(wiki: str, dump_dir: str | None, tables: str | None) -> tuple[str | None, str | None]:
@@ -574,6 +620,8 @@ def embeddings_build(rt: Runtime, wiki: str, kind="links", qids=None, sessions=N
     from pipeline.embeddings import snapshot
     from pipeline.progress import spark_progress
 
+    if kind == "reading" and not sessions:  # a usage error: said before the JVM starts
+        raise UsageError("--model reading needs --sessions TABLE (one row per reading session, a list of page ids)")
     config = rt.config(wiki)
     spark, warehouse = rt.spark(config), rt.warehouse(config)
     with spark_progress(spark, "embeddings", rt.say):
@@ -594,7 +642,7 @@ def embeddings_publish(rt: Runtime, wiki: str, kind="links", to=None, snapshot_n
     built = snapshot.local_snapshots(warehouse, name)
     chosen = snapshot_name or (built[-1] if built else None)
     if chosen not in built:
-        raise EmbeddingError(f"{name}: no built snapshot {chosen or ''} under {warehouse.root} "
+        raise EmbeddingError(f"{name}: no built snapshot{' ' + chosen if chosen else ''} under {warehouse.root} "
                              f"(built: {', '.join(built) or 'none'}); run `linkrec embeddings build --wiki {wiki}`")
     return publish.publish(warehouse, f"{snapshot.snapshots_root(warehouse)}/{name}/{chosen}", target,
                            keep or config.embeddings.keep_snapshots, config.embeddings.publish_chunk_bytes, ssh_key,
@@ -677,9 +725,9 @@ def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix
     from sinks.search import search_errors
 
     config = rt.config(wiki)
-    task = task_named(task_name, config.orphans.table)
+    task = task_named(task_name, config.orphans.table, config.orphans.submissions_table)
     found = articles(rt, config) if rt.warehouse(config).manifest(wiki) else None
-    database, tags = open_sinks(config, parse_now(None), db or rt.default_db(), search_url, search_mode, None, task)
+    database, tags = open_sinks(config, parse_now(None), db or rt.default_db(wiki), search_url, search_mode, None, task)
     try:
         latest = None if found is None else {page_id: revision for page_id, _, _, revision in found}
         titles = {page_id: title for page_id, title, _, _ in found or []}

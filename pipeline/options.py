@@ -27,8 +27,9 @@ dump_options = [
                                                          "always kept)."),
 ]
 sink_options = [
-    click.option("--db", help="sqlite:///path or mysql://user[:password]@host[:port]/database [default: "
-                              "sqlite:///<warehouse>/linkrec.db]. MariaDB credentials may also come from "
+    click.option("--db", help="sqlite:///path or mysql://user[:password]@host[:port]/database, one per wiki; "
+                              "{wiki} in it is the wiki's name [default: sqlite:///<warehouse>/{wiki}.db]. "
+                              "MariaDB credentials may also come from "
                               "LINKREC_DB_USER / LINKREC_DB_PASSWORD or ?read_default_file=~/.my.cnf."),
     click.option("--search-url", help="Elasticsearch / OpenSearch / CirrusSearch URL: set or clear the "
                                       "recommendation.link/exists tag of every page written."),

@@ -205,7 +205,8 @@ class NotIngested(Exception):
 def current_snapshot(warehouse, wiki: str) -> str:
     manifest = warehouse.manifest(wiki)
     if not manifest or "current_snapshot" not in manifest:
-        raise NotIngested(f"{wiki}: nothing ingested under {warehouse.root}; run `linkrec ingest --wiki {wiki}` first")
+        raise NotIngested(f"{wiki}: nothing ingested under {warehouse.root}; ingest it first: `linkrec ingest --wiki "
+                          f"{wiki} --dump DUMP` (or `linkrec run --wiki {wiki} --dump DUMP`)")
     return manifest["current_snapshot"]
 
 

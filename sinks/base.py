@@ -22,6 +22,7 @@ class Task:
 
     name: str
     table: str
+    submissions: str  # the task's own submissions table: its reviewed revisions and rejected targets
 
     @property
     def prefix(self) -> str:
@@ -32,16 +33,18 @@ class Task:
         return f"{self.prefix}/exists"
 
 
-LINK = Task("link", "growthexperiments_link_recommendations")
+LINK = Task("link", "growthexperiments_link_recommendations", "growthexperiments_link_submissions")
 ORPHAN_LINK = "orphan_link"
 
 
-def orphan_task(table: str = "growthexperiments_orphan_link_recommendations") -> Task:
-    return Task(ORPHAN_LINK, table)
+def orphan_task(table: str = "growthexperiments_orphan_link_recommendations",
+                submissions: str = "growthexperiments_orphan_link_submissions") -> Task:
+    return Task(ORPHAN_LINK, table, submissions)
 
 
-def task_named(name: str, orphan_table: str = "growthexperiments_orphan_link_recommendations") -> Task:
-    return LINK if name == LINK.name else orphan_task(orphan_table)
+def task_named(name: str, orphan_table: str = "growthexperiments_orphan_link_recommendations",
+               orphan_submissions: str = "growthexperiments_orphan_link_submissions") -> Task:
+    return LINK if name == LINK.name else orphan_task(orphan_table, orphan_submissions)
 
 
 class SinkError(Exception):

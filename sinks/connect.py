@@ -9,16 +9,26 @@ from sinks.base import LINK, Database, SinkError, SinkUnusable, Tags, Task, reda
 
 def open_database(url: str, wiki: str, retries: int = 5, backoff_seconds: float = 0.5, lock: bool = True,
                   timeout: float = 60.0, task: Task = LINK) -> Database:
-    """sqlite:///path (embedded) or mysql://user[:password]@host[:port]/database (MariaDB). `lock`
+    """sqlite:///path (embedded) or mysql://user[:password]@host[:port]/database (MariaDB); `{wiki}` in the URL
+    is the wiki's name. `lock`
     False: a write task of a run whose driver holds the wiki's lock (and has created the schema).
     `timeout`: seconds a statement or a lock wait may take before it is retried."""
+    url = url.replace("{wiki}", wiki)
     if url.startswith("sqlite:///"):
         from sinks.sqlite import SqliteDatabase
-        return SqliteDatabase(url, timeout, task)
-    from sinks.mariadb import MariaDbDatabase, is_mysql_url
-    if is_mysql_url(url):
-        return MariaDbDatabase(url, wiki, retries, backoff_seconds, lock, timeout, task)
-    raise SinkUnusable(f"--db {redact(url)!r}: expected sqlite:///path or mysql://user@host[:port]/database")
+        database = SqliteDatabase(url, timeout, task)
+    else:
+        from sinks.mariadb import MariaDbDatabase, is_mysql_url
+        if not is_mysql_url(url):
+            raise SinkUnusable(f"--db {redact(url)!r}: expected sqlite:///path or mysql://user@host[:port]/database")
+        database = MariaDbDatabase(url, wiki, retries, backoff_seconds, lock, timeout, task)
+    if lock:  # the run's driver: the database must be this wiki's before anything is written
+        try:
+            database.claim(url, wiki)
+        except BaseException:
+            database.finish()
+            raise
+    return database
 
 
 def open_tags(wiki: str, now: datetime, index: str, search_url: str | None = None, mode: str = "painless",

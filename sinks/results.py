@@ -192,6 +192,8 @@ def write_output(spark, warehouse, config, result, database, tags, db: str, sear
     from sinks.search import EventTags
 
     sinks = config.sinks
+    if isinstance(database, MariaDbDatabase):
+        database.hold_lock()  # its connection sat idle through the compute: the lock may have gone with it
     spec = None
     if sinks.from_executors and isinstance(database, MariaDbDatabase):
         spec = SinkSpec(db, config.wiki, sinks.retries, sinks.backoff_seconds, sinks.batch_size, search_url,

@@ -21,15 +21,21 @@ CREATE INDEX IF NOT EXISTS {table}_page ON {table} (gelr_page);
 """
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS growthexperiments_link_submissions (
+def submissions_schema(table: str) -> str:
+    # index names are per database in SQLite: the link task's keeps the name it always had
+    index = "gels_page_feedback_target" if table == LINK.submissions else f"{table}_page_feedback_target"
+    return f"""
+CREATE TABLE IF NOT EXISTS {table} (
   gels_revision INTEGER NOT NULL, gels_target INTEGER NOT NULL, gels_anchor_offset INTEGER NOT NULL,
   gels_anchor_length INTEGER NOT NULL, gels_page INTEGER NOT NULL, gels_edit_revision INTEGER DEFAULT NULL,
   gels_user INTEGER NOT NULL, gels_feedback TEXT NOT NULL,
   PRIMARY KEY (gels_revision, gels_target, gels_anchor_offset)
 );
-CREATE INDEX IF NOT EXISTS gels_page_feedback_target
-  ON growthexperiments_link_submissions (gels_page, gels_feedback, gels_target);
+CREATE INDEX IF NOT EXISTS {index} ON {table} (gels_page, gels_feedback, gels_target);
+"""
+
+
+STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS linkrec_state (
   wiki TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (wiki, name)
 );
@@ -54,7 +60,7 @@ class SqliteDatabase(SqlDatabase):
             self.connection = sqlite3.connect(path, timeout=timeout)
             # the link table's index keeps the name it always had
             self.connection.executescript(recommendations_schema(task.table).replace(
-                f"{LINK.table}_page ON", "gelr_page ON") + SCHEMA)
+                f"{LINK.table}_page ON", "gelr_page ON") + submissions_schema(task.submissions) + STATE_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise SinkUnusable(f"{url}: cannot open the SQLite database: {getattr(exc, 'strerror', None) or exc}") \
                 from None

@@ -4,11 +4,24 @@ The MariaDB and SQLite sinks differ only in connections."""
 
 from __future__ import annotations
 
-from sinks.base import CLEAR, LINK, SET, Database, PageResult, SinkCounts, TagChange, same_recommendation
+from sinks.base import (
+    CLEAR,
+    LINK,
+    SET,
+    Database,
+    PageResult,
+    SinkCounts,
+    SinkUnusable,
+    TagChange,
+    redact,
+    same_recommendation,
+)
 
 RECOMMENDATIONS = LINK.table
-SUBMISSIONS = "growthexperiments_link_submissions"
+SUBMISSIONS = LINK.submissions
 STATE = "linkrec_state"
+# GrowthExperiments' tables have no wiki column (one database per wiki): this names the database's wiki
+OWNER = "linkrec_wiki"
 CHUNK = 500
 
 
@@ -33,10 +46,31 @@ class SqlDatabase(Database):
             rows.extend(cursor.fetchall())
         return rows
 
+    def claim(self, url: str, wiki: str) -> None:
+        """Make sure this database is `wiki`'s: name it in the marker table the first time (a database
+        written before the marker existed is claimed unless its state names other wikis); SinkUnusable
+        when it is another wiki's, before anything is written."""
+        def work(cursor):
+            cursor.execute(f"CREATE TABLE IF NOT EXISTS {OWNER} (wiki VARCHAR(64) NOT NULL PRIMARY KEY)")
+            cursor.execute(f"SELECT wiki FROM {OWNER}")
+            owners = sorted(str(w) if not isinstance(w, bytes) else w.decode() for (w,) in cursor.fetchall())
+            if not owners:
+                cursor.execute(f"SELECT DISTINCT wiki FROM {STATE}")
+                owners = sorted({str(w) if not isinstance(w, bytes) else w.decode()
+                                 for (w,) in cursor.fetchall()} - {wiki})
+                if not owners:
+                    cursor.execute(f"INSERT INTO {OWNER} (wiki) VALUES ({self.mark})", (wiki,))
+                    return []
+            return [] if owners == [wiki] else owners
+        others = self.transaction(work)
+        if others:
+            raise SinkUnusable(f"{redact(url)} holds the tasks of {', '.join(others)}, not of {wiki}: one database "
+                               f"per wiki (give {wiki} its own --db, e.g. with {{wiki}} in the URL)")
+
     def _rejected_targets(self, cursor, page_ids: list[int]) -> dict[int, set[int]]:
         out: dict[int, set[int]] = {}
         rows = self._select_in(
-            cursor, f"SELECT gels_page, gels_target FROM {SUBMISSIONS} WHERE gels_feedback = 'r' "
+            cursor, f"SELECT gels_page, gels_target FROM {self.task.submissions} WHERE gels_feedback = 'r' "
                     "AND gels_page IN ({}) GROUP BY gels_page, gels_target HAVING COUNT(*) >= 2", page_ids)
         for page, target in rows:
             out.setdefault(int(page), set()).add(int(target))
@@ -44,9 +78,9 @@ class SqlDatabase(Database):
 
     def submissions(self) -> tuple[set[int], dict[int, set[int]]]:
         def work(cursor):
-            cursor.execute(f"SELECT DISTINCT gels_revision FROM {SUBMISSIONS}")
+            cursor.execute(f"SELECT DISTINCT gels_revision FROM {self.task.submissions}")
             revisions = {int(r) for (r,) in cursor.fetchall()}
-            cursor.execute(f"SELECT DISTINCT gels_page FROM {SUBMISSIONS} WHERE gels_feedback = 'r'")
+            cursor.execute(f"SELECT DISTINCT gels_page FROM {self.task.submissions} WHERE gels_feedback = 'r'")
             pages = [int(p) for (p,) in cursor.fetchall()]
             return revisions, self._rejected_targets(cursor, pages)
         return self.transaction(work)
@@ -63,7 +97,7 @@ class SqlDatabase(Database):
                 sorted({r.page_id for r in results})):
             existing.setdefault(int(page), {})[int(revision)] = None if data is None else bytes(data)
         submitted = {int(r) for (r,) in self._select_in(
-            cursor, f"SELECT DISTINCT gels_revision FROM {SUBMISSIONS} WHERE gels_revision IN ({{}})",
+            cursor, f"SELECT DISTINCT gels_revision FROM {self.task.submissions} WHERE gels_revision IN ({{}})",
             sorted({r.revision_id for r in results if not r.remove}))}
         deletes: list[int] = []
         replaces: list[tuple] = []

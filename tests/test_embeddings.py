@@ -350,3 +350,123 @@ def test_the_reading_model_embeds_the_pages_of_sessions(ingested, warehouse_dir,
 
 
 DUMP_TEXT = Path(__file__).parent / "fixtures" / "cases" / "ltgwiki.mwtest"
+
+
+# --- publishing: a rebuilt snapshot, unusable destinations, usage errors ----------------------------------
+
+
+def error_line(result) -> str:
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("linkrec: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_partial_left_by_an_earlier_build_of_the_snapshot_is_started_over(tmp_path, sftp_dropping):
+    warehouse = Warehouse(None, str(tmp_path))
+    folder = make_snapshot(tmp_path, "xxwiki-links", "20260101", sizes=(300_000, 50_000))
+    key = str(sftp_dropping.client_key)
+    with pytest.raises(PublishInterrupted, match="a re-run resumes"):
+        publish.publish(warehouse, str(folder), sftp_dropping.url, keep=3, chunk_bytes=32_768, ssh_key=key)
+    remote = sftp_dropping.root / "snapshots" / "xxwiki-links"
+    assert 0 < (remote / "20260101" / "index.usearch.partial").stat().st_size < 300_000
+    # the snapshot rebuilt with --force: the same names, other bytes
+    folder = make_snapshot(tmp_path, "xxwiki-links", "20260101", sizes=(300_000, 50_000), seed=7)
+    result = publish.publish(warehouse, str(folder), sftp_dropping.url, keep=3, chunk_bytes=32_768, ssh_key=key)
+    assert result["bytes_sent"] == 350_000 and result["latest"] == "20260101"
+    for relative in ("index.usearch", "vectors/part-00001.parquet"):
+        assert (remote / "20260101" / relative).read_bytes() == (folder / relative).read_bytes()
+    assert (remote / "LATEST").read_text().strip() == "20260101"
+    assert sorted(published(remote.parent, "xxwiki-links", "20260101")) == [
+        "index.usearch", "manifest.json", "vectors/part-00001.parquet"]  # no partial nor its stamp left
+
+
+def test_a_partial_of_other_bytes_without_a_stamp_is_started_over(tmp_path):
+    warehouse = Warehouse(None, str(tmp_path))
+    folder = make_snapshot(tmp_path, "xxwiki-links", "20260101")
+    partial = tmp_path / "dest" / "xxwiki-links" / "20260101" / "index.usearch.partial"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\1" * 123_456)  # left by an earlier build (or an older linkrec)
+    result = publish.publish(warehouse, str(folder), str(tmp_path / "dest"), keep=3, chunk_bytes=10_000)
+    assert result["bytes_sent"] == 305_000
+    assert published(tmp_path / "dest", "xxwiki-links", "20260101")["index.usearch"] == \
+        (folder / "index.usearch").read_bytes()
+
+
+def test_publishing_where_nothing_can_be_written_is_exit_1_naming_the_target(tmp_path):
+    make_snapshot(tmp_path, "xxwiki-links", "20260101", sizes=(1_000, 1_000))
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    target = str(tmp_path / "file.txt" / "sub")
+    result = run_cli(["--warehouse", str(tmp_path), "embeddings", "publish", "--wiki", "xxwiki", "--to", target])
+    assert result.exit_code == 1, result.stderr
+    line = error_line(result)
+    assert line.startswith(f"linkrec: error: --to {target}: cannot write there") and "Not a directory" in line
+    assert "re-run" not in line
+
+
+def test_neighbours_from_an_unreachable_server_names_the_from_option(tmp_path):
+    url = f"sftp://reader@127.0.0.1:{free_port()}/snapshots"
+    result = run_cli(["--warehouse", str(tmp_path), "neighbours", "--wiki", "xxwiki", "--title", "X", "--from", url])
+    assert result.exit_code == 3, result.stderr
+    line = error_line(result)
+    assert line.startswith(f"linkrec: error: --from {url}: cannot connect") and "--to" not in line
+
+
+def test_the_reading_model_without_sessions_is_a_usage_error_before_spark_starts(tmp_path, monkeypatch):
+    from pipeline import jobs
+
+    def no_spark(self, config):
+        raise AssertionError("Spark was started")
+
+    monkeypatch.setattr(jobs.Runtime, "spark", no_spark)
+    result = run_cli(["--warehouse", str(tmp_path), "embeddings", "build", "--wiki", "xxwiki", "--model", "reading"])
+    assert result.exit_code == 2, result.stderr
+    assert "--model reading needs --sessions" in error_line(result)
+
+
+def test_publishing_when_nothing_is_built_says_so_in_one_clean_line(tmp_path):
+    base = ["--warehouse", str(tmp_path), "embeddings", "publish", "--wiki", "xxwiki", "--to", str(tmp_path / "pub")]
+    result = run_cli(base)
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert f"xxwiki-links: no built snapshot under {tmp_path} (built: none)" in line and "  " not in line
+    named = error_line(run_cli(base + ["--snapshot", "20990101"]))
+    assert "xxwiki-links: no built snapshot 20990101 under" in named
+
+
+def test_spark_ml_skips_a_native_blas_that_is_not_installed_and_prints_nothing(tmp_path, monkeypatch):
+    """The netlib-blas dlopen failure is printed by native code on the JVM's stderr (not through log4j):
+    the build sets the property that skips the attempt; a plain JVM with that property stays silent."""
+    import shutil
+    from types import SimpleNamespace
+
+    from pipeline.embeddings import vectors
+
+    properties = {}
+    system = SimpleNamespace(getProperty=properties.get, setProperty=properties.__setitem__)
+    session = SimpleNamespace(_jvm=SimpleNamespace(java=SimpleNamespace(lang=SimpleNamespace(System=system))))
+    monkeypatch.setattr(vectors, "NATIVE_BLAS", "libnosuchblas.so.3")
+    assert vectors.quiet_native_blas(session) is True
+    assert properties == {"dev.ludovic.netlib.blas.allowNative": "false"}
+    assert vectors.quiet_native_blas(session) is False  # an operator's own setting is kept
+    if shutil.which("java") is None:
+        pytest.skip("no java")
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    classpath = os.pathsep.join(str(p) for p in [*jars.glob("blas-*.jar"), *jars.glob("arpack_combined*.jar")])
+    (tmp_path / "Probe.java").write_text("public class Probe { public static void main(String[] a) { "
+                                         "dev.ludovic.netlib.blas.BLAS.getInstance(); } }")
+
+    def probe(*flags):
+        return subprocess.run(["java", *flags, "-cp", classpath, str(tmp_path / "Probe.java")], capture_output=True,
+                              text=True, timeout=120)
+
+    quiet = probe(*(f"-D{key}={value}" for key, value in properties.items()))
+    assert quiet.returncode == 0 and "netlib-blas" not in quiet.stderr, quiet.stderr
+    try:
+        import ctypes
+
+        ctypes.CDLL("libblas.so.3")
+    except OSError:  # no native BLAS here: without the property the JVM prints the failed dlopen
+        assert "netlib-blas: JNI_OnLoad: dlopen(libblas.so.3) failed" in probe().stderr

@@ -254,3 +254,63 @@ def test_a_missing_index_is_one_line_for_search_reconcile_and_recommend(search_s
         result = run_cli(["--warehouse", str(tmp_path)] + args)
         assert result.exit_code == 1, (args, result.stderr)
         assert "the index nosuchwiki_content does not exist" in one_error_line(result)
+
+
+# --- advice that names the right command; usage errors in one line ------------------------------------------
+
+
+def test_a_missing_model_is_advised_the_command_that_trains_it(tmp_path):
+    from pipeline.config import load_config
+    from pipeline.model import ModelError
+    from pipeline.model.artifacts import load_model
+    from pipeline.orphans import model as orphan_model
+    from pipeline.warehouse import Warehouse
+
+    warehouse, config = Warehouse(None, str(tmp_path)), load_config("ltgwiki")
+    for name, advice in ((None, "train it: linkrec train --wiki ltgwiki --task orphan_link"),
+                         ("enwiki-orphan_link", "linkrec train --wiki enwiki --task orphan_link"),
+                         ("nosuch", "check the name, or train a joint orphan model by that name: linkrec train "
+                                    "--task orphan_link --wikis ltgwiki,… --name nosuch")):
+        with pytest.raises(ModelError) as missing:
+            orphan_model.load(warehouse, config, name)
+        assert advice in str(missing.value) and "--wiki nosuch" not in str(missing.value)
+    with pytest.raises(ModelError, match=r"check the name, or train it: .* `linkrec train --wikis A,B --name nosuch`"):
+        load_model(warehouse, "nosuch")
+
+
+def test_evaluating_a_wiki_never_ingested_advises_ingest_before_spark_starts(tmp_path, monkeypatch):
+    from pipeline import jobs
+
+    def no_spark(self, config):
+        raise AssertionError("Spark was started")
+
+    monkeypatch.setattr(jobs.Runtime, "spark", no_spark)
+    for task in ("link", "orphan_link"):
+        result = run_cli(["--warehouse", str(tmp_path), "evaluate", "--wiki", "neverwiki", "--task", task])
+        assert result.exit_code == 1, result.stderr
+        line = one_error_line(result)
+        assert "neverwiki: nothing ingested" in line and "`linkrec ingest --wiki neverwiki --dump DUMP`" in line
+        assert "linkrec train" not in line
+
+
+def test_the_search_url_help_names_the_tag_each_command_writes():
+    def search_url_help(command: str) -> str:
+        text = " ".join(run_cli([command, "--help"]).stdout.split())
+        return text[text.index("--search-url"):][:200]
+
+    assert "set or clear the recommendation.orphan_link/exists tag" in search_url_help("orphans")
+    assert "set or clear the recommendation.link/exists tag of" in search_url_help("recommend")
+    assert "recommendation.<task>/exists" in search_url_help("reconcile")
+
+
+def test_usage_errors_are_one_line_and_exit_2_and_help_still_works():
+    for args, message in ((["embeddings", "publish"], "Missing option '--wiki'"),
+                          (["nosuchcommand"], "No such command 'nosuchcommand'"),
+                          (["neighbours", "--wiki", "x", "--title", "t", "-k", "0"], "Invalid value for '-k'")):
+        result = run_cli(args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("linkrec: error: ") and message in result.stderr
+    helped = run_cli(["embeddings", "publish", "--help"])
+    assert helped.exit_code == 0 and helped.stdout.startswith("Usage:") and helped.stderr == ""
+    assert run_cli(["--version"]).exit_code == 0

@@ -337,20 +337,33 @@ def test_merging_orphan_links_into_a_link_task_keeps_its_links_and_rules():
         return {"link_text": text, "link_target": target, "match_index": 0, "wikitext_offset": offset,
                 "score": score, "context_before": "", "context_after": "", "link_index": 0}
 
-    meta = {"format_version": 1}
+    meta = {"format_version": 1, "dataset_checksums": {"model": "link-sha"}}
     task = json.dumps({"links": [link(10, "Rēzekne", "Rēzekne", 0.9), link(40, "Daugova", "Daugova", 0.7)],
                        "meta": meta})
+    orphan_meta = {"format_version": 1, "orphan": True, "dataset_checksums": {"orphan_model": "orphan-sha"}}
     orphans = json.dumps({"links": [link(12, "zekne", "X", 0.99), link(30, "Trasuns", "Trasuns", 0.6),
                                     link(50, "Kemps", "Kemps", 0.8), link(60, "Daugova", "Y", 0.95)],
-                          "meta": {"format_version": 1, "orphan": True}})
-    merged = json.loads(merge_links(task, orphans, 4, 2))
+                          "meta": orphan_meta})
+    merged = json.loads(merge_links(task, orphans, 4, 2, meta))
     assert [(x["wikitext_offset"], x["link_target"], x["link_index"]) for x in merged["links"]] == [
         (10, "Rēzekne", 0), (30, "Trasuns", 1), (40, "Daugova", 2), (50, "Kemps", 3)]  # overlap, anchor twice: out
-    assert merged["meta"] == meta
-    assert [x["link_target"] for x in json.loads(merge_links(task, orphans, 3, 2))["links"]] == [
+    assert merged["meta"] == {**meta, "dataset_checksums": {"model": "link-sha", "orphan_model": "orphan-sha"}}
+    assert [x["link_target"] for x in json.loads(merge_links(task, orphans, 3, 2, meta))["links"]] == [
         "Rēzekne", "Daugova", "Kemps"]  # the best orphan link fills the last place
-    assert merge_links(None, orphans, 10, 5) is None  # below the minimum: still a NULL row
-    assert merge_links(task, None, 10, 2) == task
+    assert merge_links(None, orphans, 10, 5, meta) is None  # below the minimum: still a NULL row
+    assert merge_links(task, None, 10, 2, meta) == task
+    # a row made only of orphan links is still the link task's row: its meta, not the orphan model's
+    only = json.loads(merge_links(None, orphans, 3, 1, meta))
+    assert "orphan" not in only["meta"] and only["meta"]["dataset_checksums"] == {
+        "model": "link-sha", "orphan_model": "orphan-sha"}
+
+
+def test_merged_report_counts_add_orphan_links_up_to_the_maximum():
+    from pipeline.orphans.mixed import merge_counts
+
+    assert merge_counts([3, 2, 1, 0, 0], [2, 2, 1, 1, 0], 4) == [4, 4, 2, 1, 0]
+    assert merge_counts(None, [5, 1, 0, 0, 0], 3) == [3, 1, 0, 0, 0]
+    assert merge_counts([1, 1, 0, 0, 0], None, 3) == [1, 1, 0, 0, 0]
 
 
 def test_include_orphans_merges_orphan_links_into_the_link_task(ltg_orphans, ltg_model, warehouse_dir, tmp_path):

@@ -218,7 +218,7 @@ def test_dry_run_writes_nothing(ingested, warehouse_dir, ltg_model, tmp_path, ma
         assert result.exit_code == 0, result.stderr
         summary = last_json(result.stdout)
         assert summary["dry_run"] and "database" not in summary and summary["with_links"] > 0
-    assert not db_file.exists() and not events.exists() and not (warehouse_dir / "linkrec.db").exists()
+    assert not db_file.exists() and not events.exists() and not (warehouse_dir / "ltgwiki.db").exists()
     connection = pymysql.connect(**connection_options(mariadb_url))
     with connection.cursor() as cursor:
         cursor.execute("SHOW TABLES")

@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pymysql
 import pytest
 
 from sinks import index as search_index
 from sinks import query as queries
-from sinks.base import CLEAR, SET, PageResult, SinkError, TagChange, publish
+from sinks.base import CLEAR, SET, PageResult, SinkError, SinkUnusable, TagChange, publish
 from sinks.connect import open_database
 from sinks.mariadb import MariaDbDatabase, connection_options
 from sinks.reconcile import compare
@@ -605,3 +607,118 @@ def test_a_run_that_would_clear_most_tasks_is_refused(request, ingested, warehou
     allowed = run_cli(base[:2] + strict + base[2:] + ["--now", "2026-01-01T00:00:00Z", "--allow-mass-delete"])
     assert allowed.exit_code == 0, allowed.stderr
     assert not any(data is not None for _, data in table_rows(db).values())
+
+
+# --- statement timeouts and the wiki's lock (MariaDB, no Spark) ----------------------------------------------
+
+def test_a_slow_statement_is_reported_as_slow_not_as_a_lock_and_not_retried(mariadb_url):
+    database = MariaDbDatabase(mariadb_url, "testwiki", retries=3, backoff_seconds=0.01, timeout=1)
+    started = time.time()
+    with pytest.raises(SinkError) as stopped:
+        database.transaction(lambda cursor: cursor.execute("SELECT SLEEP(20)"))
+    elapsed = time.time() - started
+    database.finish()
+    message = str(stopped.value)
+    assert "a statement ran longer than 1 s" in message and "sinks.timeout_seconds" in message, message
+    assert "locked" not in message
+    assert not isinstance(stopped.value, SinkUnusable)  # exit 3: what was written stands
+    assert database.retried == 0 and elapsed < 5  # the same statement would be slow again
+
+
+def test_a_table_locked_elsewhere_is_still_reported_as_a_lock(mariadb_url):
+    database = MariaDbDatabase(mariadb_url, "testwiki", retries=1, backoff_seconds=0.01, timeout=1)
+    holder = pymysql.connect(**{**connection_options(mariadb_url), "autocommit": True})
+    try:
+        holder.cursor().execute("LOCK TABLES growthexperiments_link_recommendations WRITE, "
+                                "growthexperiments_link_submissions WRITE")
+        with pytest.raises(SinkError, match="stayed locked by another session") as stopped:
+            database.write([PageResult(1, 101, task())])
+    finally:
+        holder.close()
+    database.finish()
+    assert "ran longer" not in str(stopped.value)
+
+
+def lock_owner(name: str) -> int | None:
+    admin = mariadb_admin()
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT IS_USED_LOCK(%s)", (name,))
+        (owner,) = cursor.fetchone()
+    admin.close()
+    return owner
+
+
+def connection_id(database: MariaDbDatabase) -> int:
+    def work(cursor):
+        cursor.execute("SELECT CONNECTION_ID()")
+        return cursor.fetchone()[0]
+    return database.transaction(work)
+
+
+def idle_out(database: MariaDbDatabase) -> int:
+    """Let the server close the run's idle connection (wait_timeout), as during a long Spark compute."""
+    old = connection_id(database)
+    database.transaction(lambda cursor: cursor.execute("SET SESSION wait_timeout = 2"))
+    deadline = time.time() + 20
+    while lock_owner(database.lock_name) == old and time.time() < deadline:
+        time.sleep(0.5)
+    assert lock_owner(database.lock_name) is None  # the server closed it and freed the lock
+    return old
+
+
+def write_round(database: MariaDbDatabase, url: str, results: list[PageResult], monkeypatch):
+    """write_output's executor path with the Spark part replaced: each "task" opens its own connection
+    (lock=False, as on an executor) and writes `results`."""
+    from pipeline.config import SinksConfig
+    from sinks import results as output
+
+    def executors(spark, warehouse, wiki, snapshot, path, spec):
+        writer = spec.open_database()
+        try:
+            return publish(results, writer, None, spec.batch_size)
+        finally:
+            writer.finish()
+
+    monkeypatch.setattr(output, "publish_from_executors", executors)
+    config = SimpleNamespace(wiki="testwiki", sinks=SinksConfig(retries=1, backoff_seconds=0.01))
+    return output.write_output(None, None, config, SimpleNamespace(output="-", snapshot="-"), database, None, url,
+                               None, None, NOW, False, None, allow_mass_delete=True)
+
+
+def test_a_lock_lost_while_idle_is_taken_again_before_the_executors_write(mariadb_url, monkeypatch):
+    database = MariaDbDatabase(mariadb_url, "testwiki")
+    old = idle_out(database)
+    published = write_round(database, mariadb_url, [PageResult(1, 101, task())], monkeypatch)
+    assert published.database.rows_written == 1 and set(table_rows(mariadb_url)) == {101}
+    assert lock_owner(database.lock_name) == connection_id(database) != old  # held again, by the driver
+    with pytest.raises(SinkError, match="another linkrec run holds the lock"):
+        MariaDbDatabase(mariadb_url, "testwiki")
+    database.finish()
+    assert lock_owner(database.lock_name) is None
+
+
+def test_a_lock_another_run_took_while_idle_stops_the_write_round(mariadb_url, monkeypatch):
+    database = MariaDbDatabase(mariadb_url, "testwiki", retries=1, backoff_seconds=0.01)
+    idle_out(database)
+    other = MariaDbDatabase(mariadb_url, "testwiki")  # another run starts meanwhile and takes the wiki
+    for attempt in (lambda: write_round(database, mariadb_url, [PageResult(1, 101, task())], monkeypatch),
+                    lambda: database.write([PageResult(2, 201, task())])):  # the driver's own writes too
+        with pytest.raises(SinkError, match="another linkrec run holds the wiki") as stopped:
+            attempt()
+        assert not isinstance(stopped.value, SinkUnusable)  # exit 3
+        assert table_rows(mariadb_url) == {}  # nothing written
+    assert lock_owner(other.lock_name) == connection_id(other)
+    database.finish()
+    other.finish()
+
+
+def test_the_lock_holding_connection_is_kept_alive_while_idle(mariadb_url):
+    database = MariaDbDatabase(mariadb_url, "testwiki", keepalive=0.5)
+    holder = connection_id(database)
+    database.transaction(lambda cursor: cursor.execute("SET SESSION wait_timeout = 2"))
+    time.sleep(4)  # idle, as during the compute: twice the server's patience
+    assert lock_owner(database.lock_name) == holder
+    database.write([PageResult(1, 101, task())])
+    assert connection_id(database) == holder and database.retried == 0
+    database.finish()
+    assert lock_owner(database.lock_name) is None

@@ -61,7 +61,7 @@ def open_snapshot(model: str, source: str | None, warehouse, ssh_key: str | None
     from pipeline.embeddings.snapshot import local_snapshots, snapshots_root
 
     if source:
-        fs, root = destination(source, ssh_key)
+        fs, root = destination(source, ssh_key, "--from")
         snapshot = latest_snapshot(fs, root, model)
         if snapshot is None:
             raise EmbeddingError(f"{source}: no {model}/LATEST: nothing published for {model} there")

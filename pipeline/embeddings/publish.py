@@ -1,10 +1,12 @@
 """Stage 5, publish: copy a snapshot to where the list-building tool reads it (a path, sftp://, s3://,
-hdfs://; through fsspec), file by file into `<file>.partial` that a re-run extends from where it stopped,
-verify every file's sha256 at the destination, write the manifest, then move `LATEST` (always last), then
-keep the newest N snapshots. Layout at the destination: `<to>/<model>/<snapshot>/…` and `<to>/<model>/LATEST`."""
+hdfs://; through fsspec), file by file into `<file>.partial` that a re-run extends from where it stopped
+(when `<file>.partial.source` shows it holds the same file; else it starts over), verify every file's
+sha256 at the destination, write the manifest, then move `LATEST` (always last), then keep the newest N
+snapshots. Layout at the destination: `<to>/<model>/<snapshot>/…` and `<to>/<model>/LATEST`."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import posixpath
@@ -15,10 +17,14 @@ from pipeline.warehouse import filesystem
 
 LATEST = "LATEST"
 PARTIAL = ".partial"
+SOURCE = ".source"  # beside a partial: the size and sha256 of the file it is a copy of
+# what no re-run fixes: a path under a regular file, no permission, a read-only file system
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
 
 
-def destination(uri: str, ssh_key: str | None = None):
-    """(fsspec file system, root path within it) of a destination URI or local path."""
+def destination(uri: str, ssh_key: str | None = None, option: str = "--to"):
+    """(fsspec file system, root path within it) of a destination URI or local path; `option` names it in
+    errors (--to, --from)."""
     import fsspec
 
     options = {"skip_instance_cache": True}  # a connection that dropped must not be handed out again
@@ -28,9 +34,10 @@ def destination(uri: str, ssh_key: str | None = None):
     try:
         fs, root = fsspec.core.url_to_fs(uri, **options)
     except ImportError as exc:
-        raise EmbeddingError(f"--to {uri}: this destination needs a package that is not installed ({exc})") from None
+        raise EmbeddingError(f"{option} {redacted(uri)}: this destination needs a package that is not installed "
+                             f"({exc})") from None
     except Exception as exc:  # noqa: BLE001 - connection errors of every backend: one line naming the URI
-        raise PublishInterrupted(f"--to {redacted(uri)}: cannot connect: {exc}") from None
+        raise PublishInterrupted(f"{option} {redacted(uri)}: cannot connect: {exc}") from None
     return fs, root.rstrip("/") or "/"
 
 
@@ -55,19 +62,43 @@ def _size(fs, path: str) -> int | None:
         return None
 
 
-def _copy(source: str, fs, target: str, expected: int, chunk_bytes: int) -> int:
-    """Copy one file into `target.partial` from where an earlier copy stopped, then rename it to `target`;
-    return the bytes sent now."""
-    partial = target + PARTIAL
-    start = _size(fs, partial) or 0
-    if start > expected:
-        fs.rm(partial)
-        start = 0
-    src_fs, src = filesystem(source)
-    sent = 0
-    mode = "ab" if start else "wb"
+def _stamp(expected: dict) -> bytes:
+    return json.dumps({"bytes": expected["bytes"], "sha256": expected["sha256"]}, sort_keys=True).encode()
+
+
+def _resumable(fs, partial: str, start: int, src_fs, src: str, expected: dict) -> bool:
+    """Whether a partial is the beginning of this very file (not one of an earlier build of the snapshot)."""
+    if start > expected["bytes"]:
+        return False
     try:
-        handle = fs.open(partial, mode)
+        return fs.cat_file(partial + SOURCE) == _stamp(expected)
+    except FileNotFoundError:  # a partial without its stamp: compare its bytes with the source's first ones
+        pass
+    copied, original = hashlib.sha256(), hashlib.sha256()
+    with fs.open(partial, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            copied.update(chunk)
+    with src_fs.open_input_file(src) as reader:
+        left = start
+        while left and (chunk := reader.read(min(left, 1 << 20))):
+            original.update(chunk)
+            left -= len(chunk)
+    return copied.digest() == original.digest()
+
+
+def _copy(source: str, fs, target: str, expected: dict, chunk_bytes: int) -> int:
+    """Copy one file into `target.partial` from where an earlier copy of the same file stopped, then rename
+    it to `target`; return the bytes sent now."""
+    partial = target + PARTIAL
+    src_fs, src = filesystem(source)
+    start = _size(fs, partial) or 0
+    if start and not _resumable(fs, partial, start, src_fs, src, expected):
+        start = 0
+    sent = 0
+    if not start:
+        fs.pipe_file(partial + SOURCE, _stamp(expected))
+    try:
+        handle = fs.open(partial, "ab" if start else "wb")
     except (NotImplementedError, ValueError):  # a store without append (s3): start this file again
         start, handle = 0, fs.open(partial, "wb")
     with src_fs.open_input_file(src) as reader, handle:
@@ -77,6 +108,8 @@ def _copy(source: str, fs, target: str, expected: int, chunk_bytes: int) -> int:
             handle.flush()
             sent += len(chunk)
     _replace(fs, partial, target)
+    if fs.exists(partial + SOURCE):
+        fs.rm(partial + SOURCE)
     return sent
 
 
@@ -113,7 +146,7 @@ def publish(warehouse, snapshot_folder: str, uri: str, keep: int, chunk_bytes: i
                 skipped.append(relative)  # copied by an earlier run: verified below like the rest
                 continue
             say(f"linkrec: publishing {model}/{snapshot}/{relative} ({expected['bytes']} bytes) to {shown} …")
-            sent += _copy(f"{snapshot_folder}/{relative}", fs, target, expected["bytes"], chunk_bytes)
+            sent += _copy(f"{snapshot_folder}/{relative}", fs, target, expected, chunk_bytes)
         wrong = []
         for relative, expected in sorted(manifest["files"].items()):
             target = posixpath.join(folder, relative)
@@ -121,7 +154,7 @@ def publish(warehouse, snapshot_folder: str, uri: str, keep: int, chunk_bytes: i
             if found != expected["sha256"] and relative in skipped:
                 # an earlier copy of the same size but other bytes: copy it again, once
                 fs.rm(target)
-                sent += _copy(f"{snapshot_folder}/{relative}", fs, target, expected["bytes"], chunk_bytes)
+                sent += _copy(f"{snapshot_folder}/{relative}", fs, target, expected, chunk_bytes)
                 found = _sha256(fs, target)
             if found != expected["sha256"]:
                 wrong.append(f"{shown}/{model}/{snapshot}/{relative}: sha256 {found[:16]}… at the destination, "
@@ -138,6 +171,10 @@ def publish(warehouse, snapshot_folder: str, uri: str, keep: int, chunk_bytes: i
     except (ChecksumMismatch, EmbeddingError):
         raise
     except Exception as exc:  # noqa: BLE001 - a dropped connection or a full disk: the copy resumes on a re-run
+        if isinstance(exc, OSError) and exc.errno in UNWRITABLE:  # no re-run would get further
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise EmbeddingError(f"--to {shown}: cannot write there{where}: {exc.strerror or exc}; give a "
+                                 f"destination this user can write to") from None
         raise PublishInterrupted(f"publishing {model}/{snapshot} to {shown} stopped: {type(exc).__name__}: {exc}; "
                                  f"a re-run resumes from the copied bytes") from exc
     say(f"linkrec: published {model}/{snapshot} to {shown} ({sent} bytes sent, {len(skipped)} files already there"

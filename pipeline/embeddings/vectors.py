@@ -13,9 +13,32 @@ from pyspark.sql import functions as F
 
 from pipeline.config import EmbeddingsConfig
 
+NATIVE_BLAS = "libblas.so.3"  # what Spark ML's BLAS loader (dev.ludovic.netlib) dlopens by default
+
+
+def quiet_native_blas(spark) -> bool:
+    """Where no native BLAS is installed, skip trying it (the pure-Java BLAS is used either way): the failed
+    dlopen is printed by native code straight to the JVM's stderr, past log4j. True when skipped."""
+    import ctypes
+
+    jvm = getattr(spark, "_jvm", None)
+    if jvm is None:
+        return False
+    system = jvm.java.lang.System
+    if any(system.getProperty(f"dev.ludovic.netlib.blas.{key}") is not None
+           for key in ("allowNative", "nativeLib", "nativeLibPath")):
+        return False  # the operator chose
+    try:
+        ctypes.CDLL(NATIVE_BLAS)
+        return False
+    except OSError:
+        system.setProperty("dev.ludovic.netlib.blas.allowNative", "false")
+        return True
+
 
 def fit(documents: DataFrame, column: str, settings: EmbeddingsConfig):
     """The Word2Vec model of the documents (their order fixed by the caller: it changes the vectors)."""
+    quiet_native_blas(documents.sparkSession)
     word2vec = Word2Vec(vectorSize=settings.dimensions, minCount=settings.min_count,
                         numPartitions=settings.partitions, stepSize=settings.step_size, maxIter=settings.iterations,
                         seed=settings.seed, windowSize=settings.window, maxSentenceLength=settings.max_document_length,

@@ -246,9 +246,20 @@ def file_identity(path: str) -> dict:
 def _publish(spark, warehouse: Warehouse, config: Config, pages: DataFrame, siteinfo: SiteInfo,
              snapshot: str | None, source: dict, problems_of, started: float,
              warnings: list[str] | None = None) -> IngestResult:
-    """Write pages to a staging folder, count them, move them into place, build the derived tables."""
+    """Write pages to a staging folder, count them, move them into place, build the derived tables; the
+    staging folder is gone afterwards, whatever happened."""
+    staging = warehouse.staging("pages", config.wiki, uuid.uuid4().hex[:12])
+    try:
+        return _publish_staged(spark, warehouse, config, pages, siteinfo, snapshot, source, problems_of, started,
+                               warnings, staging)
+    finally:
+        for path in (staging, staging + "-dedup"):
+            warehouse.delete(path)
+
+
+def _publish_staged(spark, warehouse: Warehouse, config: Config, pages: DataFrame, siteinfo: SiteInfo,
+                    snapshot: str | None, source: dict, problems_of, started: float, warnings, staging: str):
     wiki = config.wiki
-    staging = warehouse.staging("pages", wiki, uuid.uuid4().hex[:12])
     pages.write.mode("overwrite").parquet(staging)
     problems = problems_of()
     written = spark.read.parquet(staging)

@@ -87,6 +87,33 @@ def model_root(warehouse, name: str) -> str:
     return f"{warehouse.root}/models/{name}"
 
 
+def gate_path(warehouse, name: str, version: str, wiki: str) -> str:
+    return f"{model_root(warehouse, name)}/{version}/gates/{wiki}.json"
+
+
+def record_gate(warehouse, name: str, version: str, wiki: str, released: bool, reason: str) -> None:
+    """What `evaluate` found for a wiki the model was not trained on: from now on it serves that wiki by it."""
+    warehouse.write_text(gate_path(warehouse, name, version, wiki),
+                         json.dumps({"wiki": wiki, "released": released, "reason": reason}, sort_keys=True))
+
+
+def gate_for(warehouse, record: dict, wiki: str, evaluate_command: str) -> tuple[bool, str]:
+    """(released, reason) of a model for one wiki: its own model's gate, the gate of a joint model trained on
+    it, or the result `evaluate` recorded for this version; ModelError naming `evaluate_command` when the
+    model was never gated on the wiki (a joint model that never saw it, another wiki's model)."""
+    if record.get("wiki", record["name"]) == wiki and "released_for" not in record:
+        return bool(record["released"]), record.get("reason", "")
+    if wiki in record.get("released_for", {}):
+        reasons = record.get("reasons", {})
+        return bool(record["released_for"][wiki]), reasons.get(wiki, record.get("reason", ""))
+    recorded = warehouse.read_text(gate_path(warehouse, record["name"], record["version"], wiki))
+    if recorded is None:
+        raise ModelError(f"model {record['name']} {record['version']} has no gate result for {wiki} (it was not "
+                         f"trained on {wiki}); gate it on {wiki}'s own test data first: {evaluate_command}")
+    gate = json.loads(recorded)
+    return bool(gate["released"]), gate["reason"]
+
+
 def model_config_sha(config: Config) -> str:
     """What a trained model depends on besides its tables."""
     relevant = {k: v for k, v in config.to_dict().items() if k in ("text", "dictionary", "model", "gate")}
@@ -126,7 +153,9 @@ def load_model(warehouse, name: str) -> tuple[dict, dict[str, bytes]]:
     root = model_root(warehouse, name)
     latest = warehouse.read_text(f"{root}/LATEST.json")
     if latest is None:
-        raise ModelError(f"no model named {name!r} under {warehouse.root}/models; run `linkrec train` first")
+        raise ModelError(f"no model named {name!r} under {warehouse.root}/models; check the name, or train it: "
+                         f"`linkrec train --wiki {name}` (a wiki's own) or `linkrec train --wikis A,B --name {name}` "
+                         "(a joint one)")
     record = json.loads(latest)
     boosters = {}
     for protocol, file in (("reference", "model.json"), ("leakage_free", "model.leakage_free.json")):

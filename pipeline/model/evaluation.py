@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 
 from pipeline.config import Config
 from pipeline.model import lookups as lookup_paths
-from pipeline.model.artifacts import curves_csv, load_model, model_root, plot_curves, publish_files
+from pipeline.model.artifacts import curves_csv, load_model, model_root, plot_curves, publish_files, record_gate
 from pipeline.model.features import choose_links, sentence_candidates
 from pipeline.model.train import booster_from_bytes, build_tables, page_sentences, predict, table_stats
 from pipeline.warehouse import current_snapshot
@@ -88,6 +88,8 @@ def evaluate(spark, warehouse, config: Config, model_name: str | None = None) ->
         folder = f"{model_root(warehouse, name)}/{record['version']}/evaluations/{config.wiki}"
         publish_files(warehouse, folder, {"metrics.csv": curves_csv(curves).encode(),
                                            "backtest.png": plot_curves(curves, f"{name} on {config.wiki}")})
+        if config.wiki not in record.get("released_for", {}):  # a wiki it was trained on keeps that gate
+            record_gate(warehouse, name, record["version"], config.wiki, released, reason)
     public = {p: [{k: point[k] for k in ("threshold", "n_sentences", "precision", "recall")} for point in curve]
               for p, curve in curves.items()}
     return {"wiki": config.wiki, "model": name, "version": record["version"],

@@ -54,7 +54,7 @@ def train_joint(spark, warehouse, configs: list[Config], name: str, force: bool 
     publish_files(warehouse, path, files)
     released = all(released_for.values())
     latest = {"name": name, "version": version, "released": released, "released_for": released_for,
-              "wikis": wikis, "trained_at": int(time.time()), "application_version": __version__}
+              "reasons": reasons, "wikis": wikis, "trained_at": int(time.time()), "application_version": __version__}
     warehouse.write_text(f"{model_root(warehouse, name)}/LATEST.json", json.dumps(latest, indent=2, sort_keys=True))
     summary_curves = {f"{wiki}:{p}": c for wiki, curves in curves_by_wiki.items() for p, c in curves.items()}
     reason = "; ".join(f"{wiki}: {text}" for wiki, text in reasons.items())

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pipeline import __version__
 from pipeline.config import Config
 from pipeline.ingest.derived import is_article_title
-from pipeline.model import ModelError
+from pipeline.model import ModelError, artifacts
 from pipeline.model.artifacts import model_root, plot_curves, publish_files, sha256_bytes
 from pipeline.model.features import choose_links
 from pipeline.model.train import booster_from_bytes, build_tables, capped, xgboost_threads
@@ -349,9 +349,11 @@ def recorded_summary(warehouse, record: dict) -> dict:
             "protocols": {PROTOCOL: public_curve(metrics.get("protocols", {}).get(PROTOCOL, []))}}
 
 
-def released_for(record: dict, wiki: str) -> bool:
-    """Whether a model (a wiki's own or a joint one) passed the gate for this wiki."""
-    return bool(record.get("released_for", {}).get(wiki, record["released"]))
+def gate_for(warehouse, record: dict, wiki: str) -> tuple[bool, str]:
+    """(released, reason) of an orphan model (the wiki's own or a joint one) for this wiki; ModelError
+    naming the command that gates it when it never was."""
+    return artifacts.gate_for(warehouse, record, wiki,
+                              f"linkrec evaluate --wiki {wiki} --task {TASK} --model {record['name']}")
 
 
 def load(warehouse, config: Config, name: str | None = None) -> tuple[dict, bytes]:
@@ -359,8 +361,12 @@ def load(warehouse, config: Config, name: str | None = None) -> tuple[dict, byte
     name = name or model_name(config.wiki)
     text = warehouse.read_text(f"{model_root(warehouse, name)}/LATEST.json")
     if text is None:
-        raise ModelError(f"no orphan model {name!r}; train it: linkrec train --wiki "
-                         f"{name.removesuffix('-' + TASK)} --task {TASK}")
+        wiki = name.removesuffix("-" + TASK) if name.endswith("-" + TASK) else None  # a wiki's own model
+        how = (f"train it: linkrec train --wiki {wiki} --task {TASK}" if wiki == config.wiki else
+               f"check the name, or train it: linkrec train --wiki {wiki} --task {TASK}" if wiki else
+               f"check the name, or train a joint orphan model by that name: linkrec train --task {TASK} "
+               f"--wikis {config.wiki},… --name {name}")
+        raise ModelError(f"no orphan model {name!r} under {warehouse.root}/models; {how}")
     record = json.loads(text)
     raw = warehouse.read_bytes(f"{model_root(warehouse, name)}/{record['version']}/model.json")
     if raw is None:
@@ -375,5 +381,8 @@ def evaluate(spark, warehouse, config: Config, name: str | None = None) -> dict:
     prepared = prepare(spark, warehouse, config)
     curve = backtest(spark, config, prepared, raw)
     released, reason = gate(curve, config)
+    gated = record.get("wiki") == config.wiki or config.wiki in record.get("released_for", {})
+    if not gated:  # a wiki the model was trained on keeps that gate
+        artifacts.record_gate(warehouse, record["name"], record["version"], config.wiki, released, reason)
     return {"wiki": config.wiki, "model": record["name"], "version": record["version"], "released": released,
             "gate": reason, "protocols": {PROTOCOL: public_curve(curve)}}

@@ -94,18 +94,39 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         raise ModelError(f"--now {now.isoformat()} is before the newest revision of {wiki} snapshot {snapshot}: "
                          "the reference time must not precede the input")
     record, raw = orphan_model.load(warehouse, config, model_name)
-    if not orphan_model.released_for(record, wiki) and not ignore_gate:
-        raise ModelError(f"orphan model {record['name']} {record['version']} is not released ({record['reason']}); "
+    try:
+        released, reason = orphan_model.gate_for(warehouse, record, wiki)
+    except ModelError:
+        if not ignore_gate:
+            raise
+        released = True
+    if not released and not ignore_gate:
+        raise ModelError(f"orphan model {record['name']} {record['version']} is not released for {wiki} ({reason}); "
                          "use --ignore-gate to use it anyway")
     build_tables(spark, warehouse, config)
     orphan_summary = orphan_table.build(spark, warehouse, config, pagelinks)
+    stage = f"orphan_run_{uuid.uuid4().hex[:6]}"
+    try:
+        return _recommend_staged(spark, warehouse, config, selection, now, submitted, rejected, record, raw,
+                                 orphan_summary, stage, started)
+    finally:
+        for name in STAGE_TABLES:  # the whole table folder, not only this snapshot's partition
+            warehouse.delete(f"{warehouse.root}/{stage}_{name}")
+
+
+STAGE_TABLES = ("units", "mentions", "found", "keys")
+
+
+def _recommend_staged(spark, warehouse, config: Config, selection: Selection, now: datetime, submitted, rejected,
+                      record: dict, raw: bytes, orphan_summary: dict, stage: str, started: float) -> OrphanResult:
+    wiki = config.wiki
+    snapshot = current_snapshot(warehouse, wiki)
     normaliser = TitleNormaliser.from_siteinfo(siteinfo_of(warehouse, wiki, snapshot), config.text.case)
     pages, titles = warehouse.read("pages", wiki, snapshot), warehouse.read("titles", wiki, snapshot)
     links = warehouse.read("links", wiki, snapshot)
     excluded = warehouse.read("excluded_targets", wiki, snapshot)
     orphans = spark.read.parquet(orphan_summary["path"]).select("page_id", "title")
     articles = int((warehouse.manifest(wiki) or {}).get("model_tables", {}).get("articles") or 0)
-    stage = f"orphan_run_{uuid.uuid4().hex[:6]}"
 
     def write(name, frame):
         path = warehouse.table(f"{stage}_{name}", wiki, snapshot)
@@ -146,8 +167,6 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
                  .select(F.col("l.link_target")).distinct().count())
     links_total = written.agg(F.sum("links")).first()[0] or 0
     filters = job.filter_counts(counted)  # before the stage tables it reads are deleted
-    for name in ("units", "mentions", "found", "keys"):
-        warehouse.delete(warehouse.table(f"{stage}_{name}", wiki, snapshot))
     return OrphanResult(wiki, snapshot, record["name"], record["version"], output, sum(reasons.values()),
                         dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
                         int(links_total), round(time.time() - started, 2), "join", unmatched,

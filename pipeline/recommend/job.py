@@ -17,7 +17,7 @@ from pipeline import __version__
 from pipeline.config import Config
 from pipeline.model import ModelError
 from pipeline.model import lookups as lookup_paths
-from pipeline.model.artifacts import load_model, model_root
+from pipeline.model.artifacts import gate_for, load_model, model_root
 from pipeline.model.train import MODEL_TABLES, booster_from_bytes, build_tables, predict, table_stats
 from pipeline.recommend import eligibility as rules
 from pipeline.recommend.engine import (
@@ -290,10 +290,15 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
                          "precede the input")
     name = model_name or wiki
     record, boosters = load_model(warehouse, name)
-    released = record.get("released_for", {}).get(wiki, record["released"]) if name != wiki else record["released"]
+    try:
+        released, reason = gate_for(warehouse, record, wiki, f"linkrec evaluate --wiki {wiki} --model {name}")
+    except ModelError:
+        if not ignore_gate:
+            raise
+        released = True
     if not released and not ignore_gate:
         raise ModelError(f"model {name} {record['version']} is not released for {wiki} "
-                         f"({record.get('reason', 'gate failed')}); use --ignore-gate to use it anyway")
+                         f"({reason or 'gate failed'}); use --ignore-gate to use it anyway")
     checksums = json.loads(warehouse.read_text(f"{model_root(warehouse, name)}/{record['version']}/checksums.json"))
     if not all(warehouse.exists(warehouse.table(t, wiki, snapshot)) for t in MODEL_TABLES):
         build_tables(spark, warehouse, config)  # a wiki served by another wiki's or a joint model
@@ -311,43 +316,46 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
               "task_timestamp": int(now.timestamp())},
         now=now, submitted_revisions=submitted_revisions or set(), rejected=rejected or {})
     broadcast = spark.sparkContext.broadcast(context)
-    disambiguation = (warehouse.read("excluded_targets", wiki, snapshot).where(F.col("reason") == "disambiguation")
-                      .select("page_id", F.lit(True).alias("is_disambiguation")))
-    all_pages = warehouse.read("pages", wiki, snapshot)
-    if selection.titles:
-        selection = selection.normalised(context.normaliser)
-    unmatched = selection.unmatched(all_pages)
-    pages = selection.apply(all_pages)
-    pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id",
-                         F.unix_seconds("revision_timestamp").alias("revision_epoch"), "wikitext")
-    pages = pages.join(disambiguation, "page_id", "left")
     checked = None
-    if join:
-        frame, checked = _join_path(spark, warehouse, config, context, broadcast, pages, snapshot, stats)
-    else:
-        frame = spark.createDataFrame(pages.rdd.mapPartitions(lambda part: run_partition(part, broadcast)),
-                                      OUTPUT_SCHEMA, verifySchema=False)
-    output = f"{warehouse.root}/recommendations/wiki={wiki}/run={now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    frame.write.mode("overwrite").parquet(output)
-    orphans_included = ""
-    if config.recommend.include_orphans:
-        from pipeline.orphans import mixed
-        from pipeline.orphans import task as orphan_task
-
-        try:
-            extra = orphan_task.recommend(spark, warehouse, config, selection, now, ignore_gate,
-                                          submitted_revisions, rejected, model_name=config.orphans.model or None)
-        except ModelError as exc:  # no released orphan model: the link task stands alone
-            orphans_included = f"no: {exc}"
+    try:
+        disambiguation = (warehouse.read("excluded_targets", wiki, snapshot).where(F.col("reason") == "disambiguation")
+                          .select("page_id", F.lit(True).alias("is_disambiguation")))
+        all_pages = warehouse.read("pages", wiki, snapshot)
+        if selection.titles:
+            selection = selection.normalised(context.normaliser)
+        unmatched = selection.unmatched(all_pages)
+        pages = selection.apply(all_pages)
+        pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id",
+                             F.unix_seconds("revision_timestamp").alias("revision_epoch"), "wikitext")
+        pages = pages.join(disambiguation, "page_id", "left")
+        if join:
+            frame, checked = _join_path(spark, warehouse, config, context, broadcast, pages, snapshot, stats)
         else:
-            merged = f"{output}-with-orphans"
-            mixed.merged_output(spark, output, extra.output, merged, config)
-            warehouse.delete(output)
-            output = merged
-            orphans_included = f"yes: model {extra.model} {extra.version}"
-    broadcast.unpersist()
-    if checked is not None:
-        checked.unpersist()
+            frame = spark.createDataFrame(pages.rdd.mapPartitions(lambda part: run_partition(part, broadcast)),
+                                          OUTPUT_SCHEMA, verifySchema=False)
+        output = (f"{warehouse.root}/recommendations/wiki={wiki}/run={now.strftime('%Y%m%dT%H%M%S')}-"
+                  f"{uuid.uuid4().hex[:6]}")
+        frame.write.mode("overwrite").parquet(output)
+        orphans_included = ""
+        if config.recommend.include_orphans:
+            from pipeline.orphans import mixed
+            from pipeline.orphans import task as orphan_task
+
+            try:
+                extra = orphan_task.recommend(spark, warehouse, config, selection, now, ignore_gate,
+                                              submitted_revisions, rejected, model_name=config.orphans.model or None)
+            except ModelError as exc:  # no released orphan model: the link task stands alone
+                orphans_included = f"no: {exc}"
+            else:
+                merged = f"{output}-with-orphans"
+                mixed.merged_output(spark, output, extra.output, merged, config, context.meta)
+                warehouse.delete(output)
+                output = merged
+                orphans_included = f"yes: model {extra.model} {extra.version}"
+    finally:  # a long nightly must not keep a failed run's broadcast and cached frames
+        broadcast.unpersist()
+        if checked is not None:
+            checked.unpersist()
     written = spark.read.parquet(output)
     reasons = Counter({r.reason: r["count"] for r in written.groupBy("reason").count().collect()})
     links = written.agg(F.sum("links")).first()[0] or 0
