@@ -112,11 +112,22 @@ def config_group():
 @reported
 def config_show(rt: jobs.Runtime, wiki, as_json):
     """Print the effective configuration of a wiki and the files it came from."""
+    from pipeline.siteconfig import INFERABLE
+
     config = rt.config(wiki)
+    origins = {key: {"from": config.origin(key), "source": config.origins.get(key, "configs/default.toml"),
+                     **({"note": config.notes[key]} if key in config.notes else {})} for key in INFERABLE}
+    warning = rt.english_defaults(config)
+    if warning:
+        click.echo(f"linkrec: warning: {warning}", err=True)
     if as_json:
-        emit_json({"wiki": config.wiki, "sources": list(config.sources), **config.to_dict()})
+        emit_json({"wiki": config.wiki, "sources": list(config.sources), "origins": origins,
+                   **({"warning": warning} if warning else {}), **config.to_dict()})
     else:
-        click.echo(config.to_toml(), nl=False)
+        lines = [f"# {key}: {o['from']} ({o['source']}{'; ' + o['note'] if 'note' in o else ''})"
+                 for key, o in origins.items()]
+        click.echo(config.to_toml() + "\n# where the values a wiki's own data decides came from:\n"
+                   + "\n".join(lines) + "\n", nl=False)
 
 
 @main.command()

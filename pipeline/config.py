@@ -354,11 +354,31 @@ class Config:
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     orphans: OrphansConfig = field(default_factory=OrphansConfig)
     sources: tuple[str, ...] = ()
+    # "section.key" → the layer that set the value (a file, "inferred from …", --set); absent: the default
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
+    # what the inferred layer says of each value it set (the evidence, in one line)
+    notes: dict[str, str] = field(default_factory=dict, compare=False)
+    # the layers it was built from, but for the inferred one (to rebuild it once a dump has been read)
+    layers: tuple = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out.pop("sources")
+        for key in ("sources", "origins", "notes", "layers"):
+            out.pop(key)
         return out
+
+    def with_inferred(self, inferred: dict | None) -> Config:
+        """The same layers with this inferred layer (what a dump just read implies) under the written ones."""
+        if not self.layers:
+            return load_config(self.wiki, inferred=inferred)
+        return _build(self.wiki, list(self.layers), inferred)
+
+    def origin(self, key: str) -> str:
+        """Where "section.key" came from: "written" (a file or --set), "inferred" (the dump) or "default"."""
+        source = self.origins.get(key, DEFAULT_SOURCE)
+        if source == DEFAULT_SOURCE:
+            return "default"
+        return "inferred" if source.startswith(INFERRED_SOURCE) else "written"
 
     def to_toml(self) -> str:
         lines = [f"# effective configuration of {self.wiki}", f"# from: {', '.join(self.sources)}",
@@ -436,7 +456,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {hint}")
 
 
-def _merge(base: dict[str, dict[str, Any]], layer: dict[str, Any], source: str) -> None:
+DEFAULT_SOURCE = "configs/default.toml"
+INFERRED_SOURCE = "inferred from the dump"
+
+
+def _merge(base: dict[str, dict[str, Any]], layer: dict[str, Any], source: str,
+           origins: dict[str, str] | None = None) -> None:
     for section, values in layer.items():
         if section == "wiki":
             continue
@@ -449,6 +474,8 @@ def _merge(base: dict[str, dict[str, Any]], layer: dict[str, Any], source: str) 
             if key not in hints:
                 raise ConfigError(f"{source}: unknown key '{section}.{key}' (known: {', '.join(hints)})")
             base.setdefault(section, {})[key] = _coerce(value, hints[key], f"{source}: {section}.{key}")
+            if origins is not None:
+                origins[f"{section}.{key}"] = source
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
@@ -481,18 +508,20 @@ WIKI_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def load_config(wiki: str, files: tuple[str, ...] = (), overrides: tuple[str, ...] = (),
-                flags: dict[str, dict[str, Any]] | None = None) -> Config:
-    """Build the effective configuration of one wiki; raise ConfigError naming the source of a bad value."""
+                flags: dict[str, dict[str, Any]] | None = None, inferred: dict | None = None,
+                wiki_file: bool = True) -> Config:
+    """Build the effective configuration of one wiki; raise ConfigError naming the source of a bad value.
+    Layers, each over the one before: the packaged defaults, what the wiki's own dump implies (`inferred`:
+    pipeline/siteconfig.py, saved at ingestion), the hand-written configs/wikis/<wiki>.toml (unless
+    `wiki_file` is False), --config files, --set overrides, command flags."""
     if not WIKI_NAME.fullmatch(wiki):
         raise ConfigError(f"--wiki {wiki!r}: expected a database name such as 'enwiki'")
-    merged: dict[str, dict[str, Any]] = {}
-    sources = []
     layers: list[tuple[str, dict[str, Any]]] = []
     default = _packaged("default.toml")
     if default is None:
         raise ConfigError("configs/default.toml is missing from the installation")
-    layers.append(("configs/default.toml", _read_toml(default, "configs/default.toml")))
-    per_wiki = _packaged(f"wikis/{wiki}.toml")
+    layers.append((DEFAULT_SOURCE, _read_toml(default, DEFAULT_SOURCE)))
+    per_wiki = _packaged(f"wikis/{wiki}.toml") if wiki_file else None
     if per_wiki is not None:
         layers.append((f"configs/wikis/{wiki}.toml", _read_toml(per_wiki, f"configs/wikis/{wiki}.toml")))
     for path in files:
@@ -507,12 +536,24 @@ def load_config(wiki: str, files: tuple[str, ...] = (), overrides: tuple[str, ..
         layers.append((f"--set {assignment}", parse_override(assignment)))
     if flags:
         layers.append(("command flags", {s: v for s, v in flags.items() if v}))
+    return _build(wiki, layers, inferred)
+
+
+def _build(wiki: str, written: list[tuple[str, dict[str, Any]]], inferred: dict | None) -> Config:
+    """The layers merged in order, the inferred one right above the packaged defaults."""
+    layers = list(written)
+    if inferred:
+        layers.insert(1, (f"{INFERRED_SOURCE} (snapshot {inferred.get('snapshot', '?')})", inferred["values"]))
+    merged: dict[str, dict[str, Any]] = {}
+    sources = []
+    origins: dict[str, str] = {}
     for source, layer in layers:
-        _merge(merged, layer, source)
+        _merge(merged, layer, source, origins)
         sources.append(source)
     sections = {}
     for name, cls in SECTION_TYPES_CLS.items():
         section = cls(**merged.get(name, {}))
         section.check()
         sections[name] = section
-    return Config(wiki=wiki, sources=tuple(sources), **sections)
+    notes = dict((inferred or {}).get("notes", {}))
+    return Config(wiki=wiki, sources=tuple(sources), origins=origins, notes=notes, layers=tuple(written), **sections)

@@ -31,7 +31,35 @@ class Runtime:
         self._spark = None
 
     def config(self, wiki: str, flags: dict | None = None) -> Config:
-        return load_config(wiki, self.config_files, self.overrides, flags)
+        """The wiki's configuration, with what its ingested dump implies under the written files."""
+        return load_config(wiki, self.config_files, self.overrides, flags, inferred=self.inferred(wiki))
+
+    def inferred(self, wiki: str) -> dict | None:
+        """The configuration layer saved when the wiki's current dump was ingested (pipeline/siteconfig.py)."""
+        from pipeline import siteconfig
+        from pipeline.config import WIKI_NAME
+        from pipeline.warehouse import Warehouse, resolve_root
+
+        if not WIKI_NAME.fullmatch(wiki):
+            return None  # load_config names the bad wiki
+        return siteconfig.load(Warehouse(None, resolve_root(self.warehouse_option)), wiki)
+
+    def english_defaults(self, config: Config) -> str | None:
+        """One line when a non-English wiki would run on English defaults (None when it would not)."""
+        from pipeline import siteconfig
+
+        inferred = self.inferred(config.wiki) or {}
+        written = config.origin("text.language") != "default"
+        # nothing known yet: the wiki's name says its language (ukwiki → uk)
+        language = inferred.get("language") or (config.text.language if written else
+                                                 siteconfig.language_of(None, config.wiki))
+        keys = siteconfig.english_defaults(config, language)
+        if not keys:
+            return None
+        return (f"{config.wiki} ({language}) runs on English defaults for {', '.join(keys)}: "
+                + ("nothing was inferred from its dump (ingest it again with this version)" if not inferred else
+                   "its dump and the packaged data did not give them")
+                + f"; write them in configs/wikis/{config.wiki}.toml or --config")
 
     def spark(self, config: Config):
         if self._spark is None:
@@ -94,6 +122,8 @@ def ingest(rt: Runtime, wiki: str, dump=None, table=None, index=None, siteinfo=N
             result = job.ingest_dump(spark, warehouse, config, dump, index, snapshot)
         else:
             result = job.ingest_table(spark, warehouse, config, table, siteinfo, snapshot)
+    # what the dump implies is now saved: every later stage reads it
+    config = rt.config(wiki, {"ingest": {"allow_truncated": True}} if allow_truncated else None)
     shown = result.problems[:50]
     for problem in shown:
         print(f"linkrec: {problem['kind']}: {Problem(**problem).describe()}", file=sys.stderr)
@@ -321,6 +351,9 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
     outputs: list[str] = []
     picked_ids: list[int] = []
     topic_counts = None
+    warning = rt.english_defaults(config)
+    if warning:
+        print(f"linkrec: warning: {warning}", file=sys.stderr)
     try:
         submitted, rejected = database.submissions() if database is not None else (set(), {})
         spark, warehouse = rt.spark(config), rt.warehouse(config)
@@ -356,6 +389,8 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
             summary = one_round(chosen)
             summary["targeting"] = {"strategy": strategy}
         summary["dry_run"] = dry_run
+        if warning:
+            summary["warnings"] = [warning]
         if "changed" in summary:
             rt.say(f"  database: {summary['database']}")
             if "search" in summary:

@@ -55,15 +55,18 @@ def sample_tasks(spark, warehouse, wiki: str, snapshot: str | None, outputs: lis
 
     if not outputs or not snapshot:
         return []
+    from pipeline.text.sections import section_at
+
     rows = (spark.read.parquet(*outputs).where(F.col("reason") == rules.OK).select("page_id", "gelr_data")
             .dropDuplicates(["page_id"]).orderBy(F.xxhash64("page_id"), "page_id").limit(SAMPLE_TASKS)
-            .join(warehouse.read("pages", wiki, snapshot).select("page_id", "title"), "page_id", "left")
+            .join(warehouse.read("pages", wiki, snapshot).select("page_id", "title", "wikitext"), "page_id", "left")
             .orderBy("title").collect())
     tasks = []
     for row in rows:
         links = json.loads(row.gelr_data)["links"][:SAMPLE_LINKS]
         tasks.append({"page_id": row.page_id, "title": row.title, "links": [
-            {key: link[key] for key in ("context_before", "link_text", "context_after", "link_target", "score")}
+            {**{key: link[key] for key in ("context_before", "link_text", "context_after", "link_target", "score")},
+             "section": section_at(row.wikitext or "", link["wikitext_offset"])}
             for link in links]})
     return tasks
 
@@ -151,7 +154,7 @@ def _task_html(task: dict) -> str:
     items = "".join(
         f"<li>…{html.escape(link['context_before'])}<mark>{html.escape(link['link_text'])}</mark>"
         f"{html.escape(link['context_after'])}… → <b>{html.escape(link['link_target'])}</b> "
-        f"({link['score']:.2f})</li>" for link in task["links"])
+        f"({link['score']:.2f}; section: {html.escape(link.get('section') or 'lead')})</li>" for link in task["links"])
     return f"<h3>{html.escape(str(task['title']))}</h3><ul>{items}</ul>"
 
 
@@ -191,7 +194,14 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
         sections += ["<h2>Sample tasks</h2>", "<p>What an editor sees: the sentence, the suggested anchor "
                      "(marked), the article it would link to, and the model's score.</p>",
                      "".join(_task_html(task) for task in report["sample_tasks"])]
-    if report.get("orphans"):
+    if report.get("warnings"):
+        sections[2:2] = ["<h2>Warnings</h2>", "<ul>" + "".join(f"<li>{html.escape(w)}</li>"
+                                                               for w in report["warnings"]) + "</ul>"]
+    if report.get("orphans", {}).get("status"):
+        o = report["orphans"]
+        sections += ["<h2>Links to orphan articles</h2>",
+                     f"<p>{html.escape(o['status'])}: {html.escape(o['why'])}</p>"]
+    elif report.get("orphans"):
         o = report["orphans"]
         sections += ["<h2>Links to orphan articles</h2>", _table([
             ["orphans", o["orphans"]], ["orphans with a suggestion", o["orphans_with_suggestion"]],
@@ -243,7 +253,12 @@ def build_report(spark, warehouse, wiki: str, run_id: str, summary: dict, output
     images = plots(statistics)
     if backtest_png:
         images["backtest"] = backtest_png
-    if orphans:
+    if summary.get("warnings"):
+        report["warnings"] = list(summary["warnings"])
+    if orphans and ("failed" in orphans or "skipped" in orphans):
+        report["orphans"] = {"status": "failed" if "failed" in orphans else "skipped",
+                             "why": orphans.get("failed") or orphans.get("skipped")}
+    elif orphans:
         report["orphans"], orphan_png = orphan_section(warehouse, orphans)
         if orphan_png:
             images["orphan_backtest"] = orphan_png

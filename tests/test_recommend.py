@@ -212,13 +212,16 @@ def test_dry_run_writes_nothing(ingested, warehouse_dir, ltg_model, tmp_path, ma
     from sinks.mariadb import connection_options
 
     db_file, events = tmp_path / "wiki.db", tmp_path / "events"
+    default = warehouse_dir / "ltgwiki.db"  # the default database, which earlier tests may have written
+    before = default.read_bytes() if default.exists() else None
     for sinks in (["--db", f"sqlite:///{db_file}", "--events", f"{events}/"], ["--db", mariadb_url], []):
         result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--pages", "1-200",
                           "--now", "2026-01-01T00:00:00Z", "--dry-run", "--json", *sinks])
         assert result.exit_code == 0, result.stderr
         summary = last_json(result.stdout)
         assert summary["dry_run"] and "database" not in summary and summary["with_links"] > 0
-    assert not db_file.exists() and not events.exists() and not (warehouse_dir / "ltgwiki.db").exists()
+    assert not db_file.exists() and not events.exists()
+    assert (default.read_bytes() if default.exists() else None) == before
     connection = pymysql.connect(**connection_options(mariadb_url))
     with connection.cursor() as cursor:
         cursor.execute("SHOW TABLES")

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
+from pipeline import siteconfig
 from pipeline.config import Config
 from pipeline.ingest import derived
 from pipeline.ingest.dumpreader import (
@@ -307,6 +308,11 @@ def _publish_staged(spark, warehouse: Warehouse, config: Config, pages: DataFram
     warehouse.move(staging, final)
     warehouse.write_text(f"{warehouse.root}/siteinfo/wiki={wiki}/snapshot={snapshot}/siteinfo.json",
                          json.dumps(siteinfo.to_json(), ensure_ascii=False, indent=2))
+    if make_current:
+        # what this dump implies (language, trail, disambiguation templates, sections) before links are read
+        inferred = siteconfig.infer(spark, warehouse, wiki, snapshot, siteinfo)
+        siteconfig.save(warehouse, inferred)
+        config = config.with_inferred(inferred)
     derived_stats = derived.build(spark, warehouse, config, siteinfo, snapshot)
     truncated = any(p["kind"] == "truncated" for p in problems)
     result = IngestResult(

@@ -10,6 +10,7 @@ from mwparserfromhell.nodes import Heading, Text
 
 from pipeline.model.features import Candidate, Lookups, candidates_for, choose_links
 from pipeline.text.matcher import Match, anchor_key, char_classes
+from pipeline.text.sections import heading_of, section_key
 from pipeline.text.titles import TitleNormaliser
 from pipeline.text.wikilinks import extract_links, parse
 
@@ -30,7 +31,7 @@ class EngineSettings:
     def from_config(cls, config) -> EngineSettings:
         r = config.recommend
         return cls(r.minimum_link_score, r.maximum_links_per_task, r.minimum_links_per_task,
-                   frozenset(s.strip().casefold() for s in r.excluded_sections), r.exclude_lead,
+                   frozenset(section_key(s) for s in r.excluded_sections), r.exclude_lead,
                    config.text.link_trail, config.model.candidates_per_anchor)
 
 
@@ -54,11 +55,13 @@ def top_level_segments(code, settings: EngineSettings) -> list[Segment]:
     segments = []
     offset = 0
     section_excluded = settings.exclude_lead
+    excluded_level = 0  # the level of the excluded heading we are under (its subsections are excluded too)
     for node in code.nodes:
         text = str(node)
         if isinstance(node, Heading):
-            heading = node.title.strip_code().strip().casefold()
-            section_excluded = heading in settings.excluded_sections
+            if not excluded_level or node.level <= excluded_level:
+                section_excluded = section_key(heading_of(node)) in settings.excluded_sections
+                excluded_level = node.level if section_excluded else 0
         elif isinstance(node, Text):
             segments.append(Segment(offset, text, not section_excluded))
         offset += len(text)
