@@ -85,9 +85,16 @@ class DictionaryConfig:
     disambiguation_templates: list[str] = field(default_factory=lambda: ["Disambiguation", "Disambig", "Dab"])
     date_title_patterns: list[str] = field(default_factory=lambda: [r"^\d{1,4}$", r"^\d{1,4} (BC|AD|BCE|CE)$",
                                                                     r"^\d{1,4}s$"])
+    # hubs (the home country, continents, broad fields): a target linked from this share of the wiki's
+    # articles, and from at least hub_min_articles of them, is never recommended (0: no hubs; off until
+    # the reading protocol shows it raises the kept share: README "Reading protocol")
+    hub_link_share: float = 0.0
+    hub_min_articles: int = 10
 
     def check(self) -> None:
         _positive(self.min_anchor_links, "dictionary.min_anchor_links")
+        _fraction(self.hub_link_share, "dictionary.hub_link_share")
+        _positive(self.hub_min_articles, "dictionary.hub_min_articles")
         _positive(self.small_wiki_min_anchor_links, "dictionary.small_wiki_min_anchor_links")
         if self.small_wiki_articles < 0:
             raise ConfigError("dictionary.small_wiki_articles must not be negative")

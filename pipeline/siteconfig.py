@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 
 from pipeline.ingest.derived import is_article
-from pipeline.text.sections import heading_of, section_key
+from pipeline.text.sections import section_key
 
 ENGLISH_TRAIL = "a-z"
 # trailing non-prose sections: a heading qualifies when this share of its occurrences are such sections
@@ -91,8 +91,8 @@ def section_kind(body: str, cites: bool = False) -> str:
     # categories, files and behaviour switches are no text of the section
     lines = [line.strip() for line in plain.splitlines()
              if line.strip() and not BARE.fullmatch(line.strip()) and not SUBHEADING.fullmatch(line.strip())]
-    # running text: what is left of a line once links and external links are taken out
-    prose = sum(len(EXTERNAL.sub("", LINK.sub("", line)).strip(" -–—·|,.'")) for line in lines
+    # running text: the letters and digits left once links and external links are taken out
+    prose = sum(sum(ch.isalnum() for ch in EXTERNAL.sub("", LINK.sub("", line))) for line in lines
                 if line[0] not in "*#:;|!{<=")
     if prose >= PROSE_CHARS:
         return "content"
@@ -114,18 +114,21 @@ def section_kind(body: str, cites: bool = False) -> str:
     return "citations" if cited >= linked else "links"
 
 
-def section_profiles(wikitext: str) -> list[tuple[str, str, bool]]:
-    """(heading, kind, trailing) of each level-2 section: trailing when every section after it is not content."""
-    import mwparserfromhell
+LEVEL2 = re.compile(r"(?m)^==(?!=)[ \t]*(.+?)[ \t]*(?<!=)==[ \t]*$")
+MARKUP = re.compile(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]|'{2,}|<[^>]*>")
 
-    code = mwparserfromhell.parse(wikitext or "")
-    cites = "<ref" in (wikitext or "")
+
+def section_profiles(wikitext: str) -> list[tuple[str, str, bool]]:
+    """(heading, kind, trailing) of each level-2 section, found line by line (a parser can swallow the end
+    of an article into an unclosed template); trailing: at most one content section after it."""
+    text = wikitext or ""
+    cites = "<ref" in text
+    marks = list(LEVEL2.finditer(text))
     found = []
-    for section in code.get_sections(levels=[2]):
-        heading = section.nodes[0]
-        body = str(section)[len(str(heading)):]
-        found.append((heading_of(heading), section_kind(body, cites)))
-    # at the end: at most one content section (a gallery, a table) after it
+    for index, mark in enumerate(marks):
+        end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
+        heading = " ".join(MARKUP.sub(r"\1", mark.group(1)).split())
+        found.append((heading, section_kind(text[mark.end():end], cites)))
     out, content_after = [], 0
     for heading, kind in reversed(found):
         out.append((heading, kind, content_after <= 1))

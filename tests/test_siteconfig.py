@@ -239,3 +239,26 @@ def test_no_recommendation_falls_in_an_excluded_section(unconfigured, ltg_model,
         for page, link in links:
             headings = enclosing_headings(texts[page], link["wikitext_offset"])
             assert not excluded & {section_key(h) for h in headings}, (wiki, page, link, headings)
+
+
+def test_hubs_are_the_targets_most_of_the_wiki_links_to(ltg_model, warehouse_dir, spark):
+    """dictionary.hub_link_share: a target linked from that share of the articles is never recommended;
+    checked against an independent count on ltgwiki's links."""
+    from collections import defaultdict
+
+    from pipeline.model import tables
+    from pipeline.warehouse import Warehouse, current_snapshot
+
+    warehouse = Warehouse(spark, str(warehouse_dir))
+    snapshot = current_snapshot(warehouse, "ltgwiki")
+    links = warehouse.read("links", "ltgwiki", snapshot)
+    config = load_config("ltgwiki", overrides=("dictionary.hub_link_share=0.03",))
+    hubs = {r.page_id for r in tables.hub_targets(links, 903, config).collect()}
+    sources = defaultdict(set)
+    for link in links.where("kind = 'link' AND resolved_namespace = 0").collect():
+        if link.resolved_page_id is not None and link.resolved_page_id != link.source_page_id:
+            sources[link.resolved_page_id].add(link.source_page_id)
+    assert hubs == {page for page, found in sources.items() if len(found) >= 28}  # 3 % of 903, rounded up
+    assert 3 <= len(hubs) <= 20
+    off = load_config("ltgwiki")
+    assert off.dictionary.hub_link_share == 0.0 and not tables.hub_targets(links, 903, off).count()

@@ -117,6 +117,22 @@ def _matches_any(patterns: list[str]):
     return F.udf(lambda text: text is not None and any(p.search(text) for p in compiled), T.BooleanType())
 
 
+def hub_targets(links: DataFrame, articles: int, config: Config) -> DataFrame:
+    """page_id, reason "hub": articles that so many of the wiki's articles link to that everyone knows them
+    (the Manual of Style's "what generally should not be linked": the home country, continents, broad
+    fields), learned from the wiki's own link graph."""
+    share = config.dictionary.hub_link_share
+    linked = (links.where((F.col("kind") == "link") & (F.col("resolved_namespace") == 0)
+                          & F.col("resolved_page_id").isNotNull()
+                          & (F.col("resolved_page_id") != F.col("source_page_id")))
+              .groupBy(F.col("resolved_page_id").alias("page_id"))
+              .agg(F.countDistinct("source_page_id").alias("articles")))
+    minimum = max(config.dictionary.hub_min_articles, int(share * articles + 0.999999)) if share > 0 else None
+    if minimum is None:
+        return linked.where(F.lit(False)).select("page_id", F.lit("hub").alias("reason"))
+    return linked.where(F.col("articles") >= minimum).select("page_id", F.lit("hub").alias("reason"))
+
+
 def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
                      wikidata: DataFrame | None) -> DataFrame:
     """page_id, reason. With Wikidata: P31 in the configured QIDs (pages without P31 are kept).
