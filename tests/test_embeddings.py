@@ -181,13 +181,18 @@ def sftp_dropping(tmp_path):
     server.stop()
 
 
-def test_publish_over_sftp_is_interrupted_then_resumes_where_it_stopped(tmp_path, sftp_dropping):
+def interrupted_publish(tmp_path, server):
+    """A snapshot whose first publish over SFTP the server cuts off: (warehouse, folder, key, remote)."""
     warehouse = Warehouse(None, str(tmp_path))
     folder = make_snapshot(tmp_path, "xxwiki-links", "20260101", sizes=(300_000, 50_000))
-    key = str(sftp_dropping.client_key)
+    key = str(server.client_key)
     with pytest.raises(PublishInterrupted, match="a re-run resumes"):
-        publish.publish(warehouse, str(folder), sftp_dropping.url, keep=3, chunk_bytes=32_768, ssh_key=key)
-    remote = sftp_dropping.root / "snapshots" / "xxwiki-links"
+        publish.publish(warehouse, str(folder), server.url, keep=3, chunk_bytes=32_768, ssh_key=key)
+    return warehouse, folder, key, server.root / "snapshots" / "xxwiki-links"
+
+
+def test_publish_over_sftp_is_interrupted_then_resumes_where_it_stopped(tmp_path, sftp_dropping):
+    warehouse, folder, key, remote = interrupted_publish(tmp_path, sftp_dropping)
     assert not (remote / "LATEST").exists()
     partial = remote / "20260101" / "index.usearch.partial"
     copied_before = partial.stat().st_size
@@ -363,12 +368,7 @@ def error_line(result) -> str:
 
 
 def test_a_partial_left_by_an_earlier_build_of_the_snapshot_is_started_over(tmp_path, sftp_dropping):
-    warehouse = Warehouse(None, str(tmp_path))
-    folder = make_snapshot(tmp_path, "xxwiki-links", "20260101", sizes=(300_000, 50_000))
-    key = str(sftp_dropping.client_key)
-    with pytest.raises(PublishInterrupted, match="a re-run resumes"):
-        publish.publish(warehouse, str(folder), sftp_dropping.url, keep=3, chunk_bytes=32_768, ssh_key=key)
-    remote = sftp_dropping.root / "snapshots" / "xxwiki-links"
+    warehouse, folder, key, remote = interrupted_publish(tmp_path, sftp_dropping)
     assert 0 < (remote / "20260101" / "index.usearch.partial").stat().st_size < 300_000
     # the snapshot rebuilt with --force: the same names, other bytes
     folder = make_snapshot(tmp_path, "xxwiki-links", "20260101", sizes=(300_000, 50_000), seed=7)

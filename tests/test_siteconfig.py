@@ -166,7 +166,7 @@ def test_the_configuration_inferred_from_each_dump_agrees_with_the_hand_written_
         return sum(1 for p in pages if pattern.search(p.wikitext or ""))
 
     # a template the dump uses once cannot be told from a navigation box used once (README)
-    used = [name for name in hand.get("dictionary", {}).get("disambiguation_templates", []) if uses(name) >= 2]
+    used = [name for name in load_config(wiki).dictionary.disambiguation_templates if uses(name) >= 2]
     assert set(used) <= set(values["dictionary"]["disambiguation_templates"]), (used, values["dictionary"])
     assert used or wiki in ("hywiki", "jawiki", "mrwiki")  # their hand-written names: used once, or never
     # sections: every hand-written heading that occurs in the dump (as an article's section) is found
