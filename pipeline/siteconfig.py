@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 
 from pipeline.ingest.derived import is_article
-from pipeline.text.sections import section_key
+from pipeline.text.sections import heading_lines, section_key
 
 ENGLISH_TRAIL = "a-z"
 # trailing non-prose sections: a heading qualifies when this share of its occurrences are such sections
@@ -114,21 +114,17 @@ def section_kind(body: str, cites: bool = False) -> str:
     return "citations" if cited >= linked else "links"
 
 
-LEVEL2 = re.compile(r"(?m)^==(?!=)[ \t]*(.+?)[ \t]*(?<!=)==[ \t]*$")
-MARKUP = re.compile(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]|'{2,}|<[^>]*>")
-
-
 def section_profiles(wikitext: str) -> list[tuple[str, str, bool]]:
-    """(heading, kind, trailing) of each level-2 section, found line by line (a parser can swallow the end
-    of an article into an unclosed template); trailing: at most one content section after it."""
+    """(heading, kind, trailing) of each level-2 section, found line by line (as the engine finds them);
+    trailing: at most one content section after it."""
     text = wikitext or ""
     cites = "<ref" in text
-    marks = list(LEVEL2.finditer(text))
+    marks = [(end, heading) for _, end, level, heading in heading_lines(text) if level == 2]
+    starts = [begin for begin, _, level, _ in heading_lines(text) if level == 2]
     found = []
-    for index, mark in enumerate(marks):
-        end = marks[index + 1].start() if index + 1 < len(marks) else len(text)
-        heading = " ".join(MARKUP.sub(r"\1", mark.group(1)).split())
-        found.append((heading, section_kind(text[mark.end():end], cites)))
+    for index, (end, heading) in enumerate(marks):
+        stop = starts[index + 1] if index + 1 < len(starts) else len(text)
+        found.append((heading, section_kind(text[end:stop], cites)))
     out, content_after = [], 0
     for heading, kind in reversed(found):
         out.append((heading, kind, content_after <= 1))
@@ -236,10 +232,12 @@ def disambiguation_templates(spark, pages, language: str, template_prefix: str) 
     uses = spark.createDataFrame(articles.rdd.mapPartitions(_tail_templates), schema, verifySchema=False)
     usage = (uses.groupBy("name").agg(F.sum(F.col("shaped").cast("int")).alias("shaped"),
                                       F.sum(F.col("listed").cast("int")).alias("listed"),
+                                      F.sum((F.col("shaped") | F.col("listed")).cast("int")).alias("alike"),
                                       F.count(F.lit(1)).alias("uses"))
-             # (nearly) only on pages listing their title's variants, or on lists of links 19 times in 20;
-             # a template seen once on such a page cannot be told from a navigation box seen once
-             .where(((F.col("shaped") >= 2) & (F.col("shaped") * 3 >= F.col("uses") * 2))
+             # on pages like disambiguation pages (listing their title's variants, or short lists of links)
+             # two times in three, one of them listing its title's variants; or on lists of links 19 times in
+             # 20; a template seen once on such a page cannot be told from a navigation box seen once
+             .where(((F.col("shaped") >= 1) & (F.col("alike") >= 2) & (F.col("alike") * 3 >= F.col("uses") * 2))
                     | ((F.col("listed") >= 5) & (F.col("listed") * 20 >= F.col("uses") * 19)))
              .orderBy(F.col("shaped").desc(), "name").limit(20).collect())
     learned = {r.name for r in usage}

@@ -187,12 +187,19 @@ def test_config_show_says_where_each_value_came_from(ingested, warehouse_dir):
 
 
 @pytest.fixture(scope="module")
-def unconfigured(ingested, warehouse_dir):
-    """The ltgwiki dump ingested under a name without a hand-written file: every value from its own data."""
-    result = run_cli(["--warehouse", str(warehouse_dir), "ingest", "--wiki", "ltgwiki_new", "--dump",
-                      str(DUMPS["ltgwiki"]), "--json"])
+def unconfigured(ingested, warehouse_dir, tmp_path_factory):
+    """The ltgwiki dump under a wiki name without a hand-written file (its siteinfo's dbname changed):
+    every value from its own data."""
+    import bz2
+
+    dump = tmp_path_factory.mktemp("unconfigured") / "ltgwikinew-20170901-pages-articles.xml.bz2"
+    text = bz2.decompress(DUMPS["ltgwiki"].read_bytes()).replace(b"<dbname>ltgwiki</dbname>",
+                                                                 b"<dbname>ltgwikinew</dbname>", 1)
+    dump.write_bytes(bz2.compress(text, 1))
+    result = run_cli(["--warehouse", str(warehouse_dir), "ingest", "--wiki", "ltgwikinew", "--dump", str(dump),
+                      "--json"])
     assert result.exit_code == 0, result.stderr
-    return "ltgwiki_new"
+    return "ltgwikinew"
 
 
 def test_a_wiki_without_a_file_runs_on_its_inferred_configuration(unconfigured, warehouse_dir):
@@ -216,15 +223,24 @@ def enclosing_headings(wikitext: str, offset: int) -> list[str]:
 
 
 def test_no_recommendation_falls_in_an_excluded_section(unconfigured, ltg_model, warehouse_dir, tmp_path, spark):
-    """Learned sections (the unconfigured wiki) and written ones (ltgwiki), on every task of the dump."""
+    """Learned sections (the unconfigured wiki) and written ones (ltgwiki); and the orphan task on enwiki,
+    whose articles hold headings that the wikitext parser misses (an unclosed template above them)."""
     from pipeline.warehouse import Warehouse, current_snapshot
 
     warehouse = Warehouse(spark, str(warehouse_dir))
-    for wiki in (unconfigured, "ltgwiki"):
-        db = tmp_path / f"{wiki}.db"
-        result = run_cli(["--warehouse", str(warehouse_dir), "--set", "recommend.minimum_link_score=0.3",
-                          "recommend", "--wiki", wiki, "--model", "ltgwiki", "--ignore-gate", "--now",
-                          "2030-01-01T00:00:00Z", "--db", f"sqlite:///{db}", "--json"])
+    assert run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki", "--task", "orphan_link"]
+                   ).exit_code == 0
+    runs = [(unconfigured, "recommend", ["--model", "ltgwiki", "--set", "recommend.minimum_link_score=0.3"],
+             "growthexperiments_link_recommendations"),
+            ("ltgwiki", "recommend", ["--model", "ltgwiki", "--set", "recommend.minimum_link_score=0.3"],
+             "growthexperiments_link_recommendations"),
+            ("enwiki", "orphans", ["--model", "ltgwiki-orphan_link", "--set", "orphans.minimum_link_score=0.2"],
+             "growthexperiments_orphan_link_recommendations")]
+    for wiki, command, extra, table in runs:
+        db = tmp_path / f"{wiki}-{command}.db"
+        model, option = extra[:2], extra[2:]
+        result = run_cli(["--warehouse", str(warehouse_dir), *option, command, "--wiki", wiki, *model,
+                          "--ignore-gate", "--now", "2030-01-01T00:00:00Z", "--db", f"sqlite:///{db}", "--json"])
         assert result.exit_code == 0, result.stderr
         shown = last_json(run_cli(["--warehouse", str(warehouse_dir), "config", "show", "--wiki", wiki, "--json"])
                           .stdout)
@@ -232,9 +248,9 @@ def test_no_recommendation_falls_in_an_excluded_section(unconfigured, ltg_model,
         texts = {r.page_id: r.wikitext for r in warehouse.read("pages", wiki, current_snapshot(warehouse, wiki))
                  .select("page_id", "wikitext").collect()}
         with sqlite3.connect(db) as connection:
-            rows = connection.execute("SELECT gelr_page, gelr_data FROM growthexperiments_link_recommendations "
-                                      "WHERE gelr_data IS NOT NULL").fetchall()
-        assert len(rows) > 50
+            rows = connection.execute(f"SELECT gelr_page, gelr_data FROM {table} WHERE gelr_data IS NOT NULL"
+                                      ).fetchall()
+        assert len(rows) > (50 if command == "recommend" else 3), (wiki, len(rows))
         links = [(page, link) for page, data in rows for link in json.loads(data)["links"]]
         for page, link in links:
             headings = enclosing_headings(texts[page], link["wikitext_offset"])

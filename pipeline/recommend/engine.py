@@ -4,13 +4,14 @@ model call: `prepare` finds candidates, `finish` turns their scores into links."
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
-from mwparserfromhell.nodes import Heading, Text
+from mwparserfromhell.nodes import Text
 
 from pipeline.model.features import Candidate, Lookups, candidates_for, choose_links
 from pipeline.text.matcher import Match, anchor_key, char_classes
-from pipeline.text.sections import heading_of, section_key
+from pipeline.text.sections import excluded_spans, section_key
 from pipeline.text.titles import TitleNormaliser
 from pipeline.text.wikilinks import extract_links, parse
 
@@ -51,21 +52,32 @@ class PreparedArticle:
 
 
 def top_level_segments(code, settings: EngineSettings) -> list[Segment]:
-    """The article's top-level text nodes, marked eligible unless their section is excluded."""
+    """The article's top-level text nodes, cut where an excluded section (with its subsections) or a
+    heading line begins or ends; the pieces inside are not eligible. Sections are found line by line
+    (pipeline/text/sections.py), so a heading the parser missed still ends or starts one."""
+    wikitext = str(code)
+    spans = excluded_spans(wikitext, settings.excluded_sections, settings.exclude_lead)
+    cuts = sorted({point for span in spans for point in span})
     segments = []
     offset = 0
-    section_excluded = settings.exclude_lead
-    excluded_level = 0  # the level of the excluded heading we are under (its subsections are excluded too)
     for node in code.nodes:
         text = str(node)
-        if isinstance(node, Heading):
-            if not excluded_level or node.level <= excluded_level:
-                section_excluded = section_key(heading_of(node)) in settings.excluded_sections
-                excluded_level = node.level if section_excluded else 0
-        elif isinstance(node, Text):
-            segments.append(Segment(offset, text, not section_excluded))
+        if isinstance(node, Text) and text:
+            at = bisect.bisect_right(cuts, offset)
+            start = offset
+            for cut in cuts[at:]:
+                if cut >= offset + len(text):
+                    break
+                segments.append(_segment(offset, text, start, cut, spans))
+                start = cut
+            segments.append(_segment(offset, text, start, offset + len(text), spans))
         offset += len(text)
-    return segments
+    return [segment for segment in segments if segment.text]
+
+
+def _segment(offset: int, text: str, start: int, end: int, spans: list[tuple[int, int]]) -> Segment:
+    inside = any(a <= start < b for a, b in spans)
+    return Segment(start, text[start - offset:end - offset], not inside)
 
 
 @dataclass

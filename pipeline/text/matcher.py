@@ -59,6 +59,20 @@ def is_boundary(classes: str, position: int) -> bool:
     return not (classes[position - 1] == WORD and classes[position] == WORD)
 
 
+def japanese_word_char(char: str) -> bool:
+    """Kanji and katakana (with the iteration and prolonged-sound marks) build Japanese words; hiragana are
+    mostly particles and endings, so a word boundary lies next to them."""
+    code = ord(char)
+    return (0x30A0 <= code <= 0x30FF or 0x31F0 <= code <= 0x31FF or 0xFF66 <= code <= 0xFF9F  # katakana
+            or 0x3400 <= code <= 0x4DBF or 0x4E00 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF
+            or 0x20000 <= code <= 0x2FA1F or char == "々")
+
+
+def inside_japanese_word(text: str, position: int) -> bool:
+    """Between two kanji or katakana: inside a compound (天文学, ロシア語, 医学者), not a word boundary."""
+    return 0 < position < len(text) and japanese_word_char(text[position - 1]) and japanese_word_char(text[position])
+
+
 # folding must keep the length, so that offsets in folded text are offsets in the original
 _SPECIAL_FOLD = {"İ": "i"}
 _TURKIC_FOLD = {"İ": "i", "I": "ı"}
@@ -138,10 +152,13 @@ class AnchorMatcher:
             return []
         classes = classes if classes is not None else char_classes(text)
         folded = fold(text, self.language)
+        compounds = self.language == "ja"  # Japanese: a match inside a kanji/katakana compound is no word
         found = []
         for last, anchor in self.automaton.iter(folded):
             start = last + 1 - len(anchor)
             if not is_boundary(classes, start):
+                continue
+            if compounds and (inside_japanese_word(text, start) or inside_japanese_word(text, last + 1)):
                 continue
             if is_boundary(classes, last + 1):
                 found.append(Match(start, last + 1, anchor))
