@@ -255,9 +255,11 @@ def build_report(spark, warehouse, wiki: str, run_id: str, summary: dict, output
         images["backtest"] = backtest_png
     if summary.get("warnings"):
         report["warnings"] = list(summary["warnings"])
-    if orphans and ("failed" in orphans or "skipped" in orphans):
-        report["orphans"] = {"status": "failed" if "failed" in orphans else "skipped",
-                             "why": orphans.get("failed") or orphans.get("skipped")}
+    # a task that did not run says why in one string ("skipped" of a task that ran counts pages per reason)
+    why = orphans.get("failed") or (orphans["skipped"] if isinstance(orphans.get("skipped"), str) else None) \
+        if orphans else None
+    if why:
+        report["orphans"] = {"status": "failed" if "failed" in orphans else "skipped", "why": why}
     elif orphans:
         report["orphans"], orphan_png = orphan_section(warehouse, orphans)
         if orphan_png:

@@ -152,13 +152,17 @@ def test_an_orphan_sink_failure_leaves_the_link_task_written(ingested, warehouse
             cursor.execute("LOCK TABLES growthexperiments_orphan_link_recommendations WRITE")
         result = run_cli(["--warehouse", str(warehouse_dir), "--set", "sinks.timeout_seconds=1", "--set",
                           "sinks.retries=0", "run", "--wiki", "ltgwiki", "--dump", str(DUMPS["ltgwiki"]),
-                          "--db", mariadb_url, "--now", NOW, "--ignore-gate", "--json"])
+                          "--db", mariadb_url, "--now", NOW, "--ignore-gate", "--report-dir",
+                          str(warehouse_dir.parent / "isolation-report"), "--json"])
     finally:
         holder.close()
     assert result.exit_code == 3, result.stderr
     summary = last_json(result.stdout)
     assert "locked" in summary["orphans"]["failed"] and summary["orphans"]["exit_code"] == 3
     assert "the orphan task of ltgwiki failed" in result.stderr
+    report = json.loads(Path(summary["recommend"]["report"]["json"]).read_text())
+    assert report["orphans"]["status"] == "failed" and "locked" in report["orphans"]["why"]
+    assert "failed:" in Path(summary["recommend"]["report"]["html"]).read_text()
     connection = pymysql.connect(**connection_options(mariadb_url))
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM growthexperiments_link_recommendations WHERE gelr_data IS NOT NULL")
