@@ -124,8 +124,9 @@ def config_show(rt: jobs.Runtime, wiki, as_json):
         emit_json({"wiki": config.wiki, "sources": list(config.sources), "origins": origins,
                    **({"warning": warning} if warning else {}), **config.to_dict()})
     else:
-        lines = [f"# {key}: {o['from']} ({o['source']}{'; ' + o['note'] if 'note' in o else ''})"
-                 for key, o in origins.items()]
+        lines = [f"# {key}: {o['from']} ({o['source']}"
+                 + (f"; {'the dump says: ' if o['from'] != 'inferred' else ''}{o['note']}" if "note" in o else "")
+                 + ")" for key, o in origins.items()]
         click.echo(config.to_toml() + "\n# where the values a wiki's own data decides came from:\n"
                    + "\n".join(lines) + "\n", nl=False)
 

@@ -57,7 +57,7 @@ class Runtime:
         if not keys:
             return None
         return (f"{config.wiki} ({language}) runs on English defaults for {', '.join(keys)}: "
-                + ("nothing was inferred from its dump (ingest it again with this version)" if not inferred else
+                + ("nothing was inferred from a dump of it (ingest one with this version)" if not inferred else
                    "its dump and the packaged data did not give them")
                 + f"; write them in configs/wikis/{config.wiki}.toml or --config")
 
