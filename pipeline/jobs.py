@@ -81,14 +81,17 @@ class Runtime:
         if not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    def default_db(self, wiki: str) -> str:
-        """One embedded database per wiki: GrowthExperiments' tables have no wiki column."""
+    def database_url(self, db: str | None, wiki: str) -> str:
+        """The wiki's database: `db` with `{wiki}` filled in, else its own embedded file (GrowthExperiments'
+        tables have no wiki column, so one database per wiki)."""
         from pipeline.warehouse import resolve_root
 
-        root = resolve_root(self.warehouse_option)
-        if "://" in root:
-            raise UsageError("--db is required when the warehouse is not a local folder")
-        return f"sqlite:///{root}/{wiki}.db"
+        if not db:
+            root = resolve_root(self.warehouse_option)
+            if "://" in root:
+                raise UsageError("--db is required when the warehouse is not a local folder")
+            db = f"sqlite:///{root}/{{wiki}}.db"
+        return db.replace("{wiki}", wiki)
 
 
 def parse_now(value: str | None) -> datetime:
@@ -220,7 +223,7 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
         explicit = bool(pages or page_ids or titles_file)
         chosen = selection(pages, page_ids, titles_file) if explicit else Selection()
     moment = now if isinstance(now, datetime) else parse_now(now)
-    db = None if dry_run else (db or rt.default_db(config.wiki)).replace("{wiki}", config.wiki)
+    db = None if dry_run else rt.database_url(db, config.wiki)
     database, tags = (None, None) if dry_run else open_sinks(config, moment, db, search_url, search_mode, events, task)
     try:
         submitted, rejected = database.submissions() if database is not None else (set(), {})
@@ -346,7 +349,7 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
     chosen = selection(pages, page_ids, titles_file) if explicit else Selection()
     strategy = "explicit" if explicit else (targeting or config.targeting.strategy)
     moment = now if isinstance(now, datetime) else parse_now(now)
-    db = None if dry_run else (db or rt.default_db(wiki)).replace("{wiki}", wiki)
+    db = None if dry_run else rt.database_url(db, wiki)
     database, tags = (None, None) if dry_run else open_sinks(config, moment, db, search_url, search_mode, events)
     outputs: list[str] = []
     picked_ids: list[int] = []
@@ -625,7 +628,7 @@ def nightly(rt: Runtime, wikis: list[str], dump_dir=None, tables=None, now=None,
                 summary, code = run_wiki(
                     rt, wiki, dump=dump, table=table, force=force, now=moment,
                     siteinfo=siteinfo if siteinfo and os.path.exists(siteinfo) else None,
-                    db=db.replace("{wiki}", wiki) if db else None,
+                    db=db,
                     events=os.path.join(events, "") if events else None, **options)
             entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
             if embeddings:
@@ -762,7 +765,7 @@ def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix
     config = rt.config(wiki)
     task = task_named(task_name, config.orphans.table, config.orphans.submissions_table)
     found = articles(rt, config) if rt.warehouse(config).manifest(wiki) else None
-    database, tags = open_sinks(config, parse_now(None), db or rt.default_db(wiki), search_url, search_mode, None, task)
+    database, tags = open_sinks(config, parse_now(None), rt.database_url(db, wiki), search_url, search_mode, None, task)
     try:
         latest = None if found is None else {page_id: revision for page_id, _, _, revision in found}
         titles = {page_id: title for page_id, title, _, _ in found or []}

@@ -119,11 +119,10 @@ def section_profiles(wikitext: str) -> list[tuple[str, str, bool]]:
     trailing: at most one content section after it."""
     text = wikitext or ""
     cites = "<ref" in text
-    marks = [(end, heading) for _, end, level, heading in heading_lines(text) if level == 2]
-    starts = [begin for begin, _, level, _ in heading_lines(text) if level == 2]
+    marks = [(begin, end, heading) for begin, end, level, heading in heading_lines(text) if level == 2]
     found = []
-    for index, (end, heading) in enumerate(marks):
-        stop = starts[index + 1] if index + 1 < len(starts) else len(text)
+    for index, (_, end, heading) in enumerate(marks):
+        stop = marks[index + 1][0] if index + 1 < len(marks) else len(text)
         found.append((heading, section_kind(text[end:stop], cites)))
     out, content_after = [], 0
     for heading, kind in reversed(found):
@@ -139,8 +138,9 @@ def _profiles(rows):
                 yield section_key(heading), heading, kind != "content", kind == "citations", trailing
 
 
-def excluded_sections(spark, pages, limit: int = 200) -> tuple[list[str], list[dict]]:
-    """Headings that end articles with citations or link lists, learned per heading across the wiki."""
+def excluded_sections(spark, pages, usual=(), limit: int = 200) -> tuple[list[str], list[dict], set[str]]:
+    """Headings that end articles with citations or link lists, learned per heading across the wiki; and
+    which of the `usual` names (case-folded) occur in it as sections, from the same pass."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -159,7 +159,10 @@ def excluded_sections(spark, pages, limit: int = 200) -> tuple[list[str], list[d
              .orderBy(F.col("articles").desc(), "key").limit(limit))
     evidence = [{"heading": r.heading, "articles": r.articles, "reference_share": round(r.reference_share, 3),
                  "trailing_share": round(r.trailing_share, 3)} for r in stats.collect()]
-    return [e["heading"] for e in evidence], evidence
+    keys = sorted({section_key(name) for name in usual})
+    present = {r.key for r in found.where(F.col("key").isin(keys)).select("key").distinct().collect()} if keys \
+        else set()
+    return [e["heading"] for e in evidence], evidence, present
 
 
 # --- disambiguation templates -----------------------------------------------------------------------------------
@@ -168,7 +171,7 @@ TAIL_TEMPLATE = re.compile(r"\{\{\s*([^{}|\n]+?)\s*(?:\|[^{}]*)?\}\}")
 
 
 def shaped_as_disambiguation(title: str, wikitext: str) -> bool:
-    """A list of at least two links of which most lead to titles sharing the page's first word."""
+    """A list of at least two links of which most lead to titles holding the page's own title."""
     base = re.sub(r"\s*\([^()]*\)\s*$", "", title).strip().casefold()
     if not base:
         return False
@@ -301,32 +304,17 @@ def infer(spark, warehouse, wiki: str, snapshot: str, siteinfo) -> dict:
     values["dictionary"]["date_title_patterns"] = dates
     notes["dictionary.date_title_patterns"] = "years, and " + (
         ", ".join(f"'{s}' ({n} titles)" for s, n in date_evidence.items()) or "no shared number pattern")
-    sections, section_evidence = excluded_sections(spark, pages)
     usual = text.get("reference_sections", {}).get(language, [])
+    sections, section_evidence, present = excluded_sections(spark, pages, usual)
     values["recommend"]["excluded_sections"] = sections
-    present = _headings_present(spark, pages, usual)
-    missed = [name for name in usual if name.casefold() in present and name.casefold() not in
-              {s.casefold() for s in sections}]
+    learned = {section_key(s) for s in sections}
+    missed = [name for name in usual if section_key(name) in present and section_key(name) not in learned]
     notes["recommend.excluded_sections"] = (
         f"learned: {len(sections)} headings ending articles with citations or link lists"
         + (f"; the usual names of {language} found in the dump and not learned: {', '.join(missed)}" if missed else ""))
     return {"wiki": wiki, "snapshot": snapshot, "language": language, "values": values, "notes": notes,
             "evidence": {"disambiguation": disambiguation, "date_titles": date_evidence, "sections": section_evidence,
                          "usual_sections_missed": missed}}
-
-
-def _headings_present(spark, pages, names: list[str]) -> set[str]:
-    """Which of these headings (case-folded) occur in the dump's articles at all."""
-    from pyspark.sql import functions as F
-
-    if not names:
-        return set()
-    found = set()
-    for name in names:
-        pattern = r"(?im)^==+\s*" + re.escape(name) + r"\s*==+\s*$"
-        if pages.where(is_article() & F.col("wikitext").rlike(pattern)).limit(1).count():
-            found.add(name.casefold())
-    return found
 
 
 def path(warehouse, wiki: str) -> str:

@@ -111,7 +111,6 @@ def test_a_wiki_never_ingested_says_it_runs_on_english_defaults(tmp_path):
 
 
 def test_an_excluded_sections_subsections_stay_excluded():
-    from pipeline.config import RecommendConfig
     from pipeline.recommend.engine import EngineSettings, top_level_segments
     from pipeline.text.wikilinks import parse
 
@@ -119,7 +118,6 @@ def test_an_excluded_sections_subsections_stay_excluded():
     text = "前文。\n== 脚注 ==\n{{脚注ヘルプ}}\n=== 注釈 ===\n注釈の文。\n=== 出典 ===\n出典の文。\n== 歴史 ==\n本文。"
     eligible = [s.text.strip() for s in top_level_segments(parse(text), settings) if s.eligible and s.text.strip()]
     assert eligible == ["前文。", "本文。"]
-    assert RecommendConfig  # the engine reads recommend.excluded_sections through EngineSettings
 
 
 # --- the shared dumps -----------------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""One notion of a section heading for the engine (which sections are excluded) and for the configuration
-learned from a dump (which headings end articles with citations): markup stripped, spaces collapsed,
-compared case-folded."""
+"""One notion of a section for the engine (which text is in an excluded section), the configuration
+learned from a dump (which headings end articles with citations) and the report (where a link sits):
+heading lines found line by line, markup stripped, spaces collapsed, compared case-folded."""
 
 from __future__ import annotations
 
+import re
 
-def heading_of(node) -> str:
-    """A mwparserfromhell Heading's text, markup stripped and spaces collapsed."""
-    return " ".join(node.title.strip_code().split())
+HEADING_LINE = re.compile(r"(?m)^(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*$")
+_MARKUP = re.compile(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]|'{2,}|<[^>]*>")
 
 
 def section_key(heading: str) -> str:
@@ -15,28 +15,18 @@ def section_key(heading: str) -> str:
     return " ".join(heading.split()).casefold()
 
 
-def section_at(wikitext: str, offset: int) -> str:
-    """The heading of the section holding `offset` (code points) of the wikitext; "" in the lead."""
-    import re
-
-    heading = ""
-    for match in re.finditer(r"(?m)^(=+)[ \t]*(.+?)[ \t]*\1[ \t]*$", wikitext[:offset]):
-        heading = match.group(2)
-    return " ".join(re.sub(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]|'{2,}", r"\1", heading).split())
-
-
-HEADING_LINE = r"(?m)^(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*$"
-_MARKUP = r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]|'{2,}|<[^>]*>"
-
-
 def heading_lines(wikitext: str):
     """(start, end, level, heading) of every heading line, found line by line: a parser can swallow the end
     of an article into an unclosed template and miss the headings there."""
-    import re
-
-    for match in re.finditer(HEADING_LINE, wikitext):
-        heading = " ".join(re.sub(_MARKUP, r"\1", match.group(2)).split())
+    for match in HEADING_LINE.finditer(wikitext):
+        heading = " ".join(_MARKUP.sub(r"\1", match.group(2)).split())
         yield match.start(), match.end(), len(match.group(1)), heading
+
+
+def section_at(wikitext: str, offset: int) -> str:
+    """The heading of the section holding `offset` (code points) of the wikitext; "" in the lead."""
+    headings = [heading for _, _, _, heading in heading_lines(wikitext[:offset])]
+    return headings[-1] if headings else ""
 
 
 def excluded_spans(wikitext: str, excluded: frozenset[str], exclude_lead: bool = False) -> list[tuple[int, int]]:
