@@ -17,6 +17,7 @@ import tomllib
 from functools import cache
 from importlib import resources
 
+from pipeline.config import DictionaryConfig
 from pipeline.ingest.derived import is_article
 from pipeline.text.sections import heading_lines, section_key
 
@@ -253,8 +254,8 @@ def disambiguation_templates(spark, pages, language: str, template_prefix: str) 
 
 
 def date_title_patterns(pages) -> tuple[list[str], dict]:
-    """Years, and titles made of one number and at most two words that many titles share ("19 godu symts",
-    "1 Ιανουαρίου"): `^\\d{1,4}$` and one pattern per such shape."""
+    """The default patterns (years), and one per shape of one number and at most two words that many titles
+    share ("19 godu symts", "1 Ιανουαρίου")."""
     from pyspark.sql import functions as F
 
     titles = pages.where(is_article()).select("title")
@@ -262,7 +263,7 @@ def date_title_patterns(pages) -> tuple[list[str], dict]:
     shapes = (titles.where(F.col("title").rlike(r"^\D*\d{1,4}\D*$")).select(shape.alias("shape"))
               .groupBy("shape").count().where(F.col("count") >= MIN_DATE_TITLES)
               .orderBy(F.col("count").desc(), "shape").limit(50).collect())
-    patterns, evidence = [r"^\d{1,4}$"], {}
+    patterns, evidence = list(DictionaryConfig().date_title_patterns), {}  # years; shapes are added
     for row in shapes:
         words = row.shape.replace("#", " ").split()
         if row.shape == "#" or not 0 < len(words) <= 2 or not (row.shape.startswith("#") or row.shape.endswith("#")):
@@ -295,14 +296,16 @@ def infer(spark, warehouse, wiki: str, snapshot: str, siteinfo) -> dict:
         notes["dictionary.excluded_anchor_patterns"] = f"{language} writes no spaces: a single character may be a word"
     prefix = siteinfo.namespaces.get(10, "Template")
     templates, disambiguation = disambiguation_templates(spark, pages, language, prefix)
-    values["dictionary"]["disambiguation_templates"] = sorted({*templates, "Disambiguation", "Disambig"})
+    # the default (English) names stay: many wikis keep them as redirects
+    english = DictionaryConfig().disambiguation_templates
+    values["dictionary"]["disambiguation_templates"] = sorted({*templates, *english})
     notes["dictionary.disambiguation_templates"] = (
         f"{len(disambiguation['magic_word'])} template(s) carrying {'/'.join(disambiguation['magic_words'])}, "
         f"{len(disambiguation['redirects'])} redirect(s) to them, {len(disambiguation['ending_disambiguation_pages'])} "
         "ending disambiguation-shaped pages; with the English names")
     dates, date_evidence = date_title_patterns(pages)
     values["dictionary"]["date_title_patterns"] = dates
-    notes["dictionary.date_title_patterns"] = "years, and " + (
+    notes["dictionary.date_title_patterns"] = "the default year patterns, and " + (
         ", ".join(f"'{s}' ({n} titles)" for s, n in date_evidence.items()) or "no shared number pattern")
     usual = text.get("reference_sections", {}).get(language, [])
     sections, section_evidence, present = excluded_sections(spark, pages, usual)
