@@ -12,7 +12,7 @@ from pipeline.text.matcher import AnchorMatcher, Match, word_count
 
 FEATURES = ["ngram", "freq", "ambig", "kurtosis", "similarity", "relatedness"]
 # bump when a feature's definition changes, so that models trained on the old one are retrained
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3  # 3: lower-case text of a capitalised name is no candidate
 KURTOSIS_PAD = 1000
 
 
@@ -112,11 +112,30 @@ def milne_witten_counts(size_a: int, size_b: int, common: float, articles: int) 
     return max(0.0, min(1.0, 1.0 - (math.log(big) - math.log(common)) / denominator))
 
 
+# an anchor the wiki writes capitalised in at least this share of its links is a name: lower-case text is
+# another word ("anh" he / "Anh" England, "đức" virtue / "Đức" Germany, "bill" / "Bill")
+CAPITALISED_NAME_SHARE = 0.9
+# the anchors table's columns of an AnchorEntry, after anchor_key
+ENTRY_COLUMNS = ("targets", "kurtosis", "link_probability", "capitalised")
+
+
 @dataclass
 class AnchorEntry:
     targets: list[tuple[int, str, int]]  # (page id, title, count), most linked first
     kurtosis: float
     link_probability: float
+    capitalised: float = 0.0  # share of the anchor's links whose text starts with an upper-case letter
+
+    @classmethod
+    def of(cls, row) -> AnchorEntry:
+        """From a row of the anchors table (or a slice's entry struct)."""
+        return cls([(int(t.page_id), t.title, int(t["count"])) for t in row.targets], float(row.kurtosis),
+                   float(row.link_probability), float(row.capitalised or 0.0))
+
+    def names_only(self, written: str) -> bool:
+        """Whether `written` is lower-case text of an anchor the wiki writes as a name (capitalised): then it
+        is another word, not a mention. Scripts without case never are."""
+        return self.capitalised >= CAPITALISED_NAME_SHARE and written[:1].islower()
 
 
 @dataclass
@@ -169,6 +188,8 @@ def candidates_for(match: Match, text: str, entry: AnchorEntry, lookups: Lookups
                    per_anchor: int) -> list[Candidate]:
     """The anchor's most linked targets (at most `per_anchor`), the source article itself excluded."""
     written = text[match.start:match.end]
+    if entry.names_only(written):
+        return []
     ngram = float(word_count(written))
     ambig = float(len(entry.targets))
     out = []

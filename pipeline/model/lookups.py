@@ -58,8 +58,7 @@ def load_lookups(warehouse, config: Config, snapshot: str, protocol: str, articl
     wiki = config.wiki
     anchors = {}
     for row in warehouse.read(f"anchors_{protocol}", wiki, snapshot).toLocalIterator():
-        anchors[row.anchor_key] = AnchorEntry([(int(t.page_id), t.title, int(t["count"])) for t in row.targets],
-                                              float(row.kurtosis), float(row.link_probability))
+        anchors[row.anchor_key] = AnchorEntry.of(row)
     size = config.model.relatedness_sketch
     neighbours: dict[int, Sketch] = {}
     if config.model.relatedness:

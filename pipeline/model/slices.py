@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 
 from pipeline.model.features import (
     EMPTY_SKETCH,
+    ENTRY_COLUMNS,
     AnchorEntry,
     Lookups,
     Sketch,
@@ -121,17 +122,17 @@ def page_keys(spark, units: DataFrame, keys_path: str, shards: int, language: st
 
 def anchor_entries(dictionary: DataFrame) -> DataFrame:
     """anchor_key, targets (page_id, title, count; most linked first, then lowest id), kurtosis,
-    link_probability: one row per anchor, what the engine's AnchorEntry holds."""
+    link_probability, capitalised: one row per anchor, what the engine's AnchorEntry holds."""
     grouped = dictionary.groupBy("anchor_key").agg(
         F.sort_array(F.collect_list(F.struct((-F.col("count")).alias("neg_count"), F.col("target_page_id"),
                                              F.col("target_title")))).alias("t"),
-        F.first("link_probability").alias("link_probability"))
+        F.first("link_probability").alias("link_probability"), F.first("capitalised").alias("capitalised"))
     kurtosis = F.udf(lambda counts: padded_kurtosis(list(counts)), T.DoubleType())
     targets = F.transform("t", lambda t: F.struct(t["target_page_id"].alias("page_id"),
                                                   t["target_title"].alias("title"), (-t["neg_count"]).alias("count")))
     return grouped.select("anchor_key", targets.alias("targets"),
                           kurtosis(F.transform("t", lambda t: -t["neg_count"])).alias("kurtosis"),
-                          "link_probability")
+                          "link_probability", "capitalised")
 
 
 def _mixed(ids: pd.Series) -> pd.Series:
@@ -182,10 +183,9 @@ def slices(spark, units: DataFrame, anchors_path: str, shards: int, sketches: Da
     """page_id, entries (the anchors its `texts` contain), pairs (target, relatedness) for the
     targets the engine may offer from them (`sketches` None: relatedness off)."""
     found = occurrences(spark, units.select("page_id", "texts"), anchors_path, shards, language)
-    entries = spark.read.parquet(anchors_path).select("anchor_key", "targets", "kurtosis", "link_probability")
+    entries = spark.read.parquet(anchors_path).select("anchor_key", *ENTRY_COLUMNS)
     matched = found.join(entries, "anchor_key")
-    out = matched.groupBy("page_id").agg(F.collect_list(F.struct(
-        "anchor_key", "targets", "kurtosis", "link_probability")).alias("entries"))
+    out = matched.groupBy("page_id").agg(F.collect_list(F.struct("anchor_key", *ENTRY_COLUMNS)).alias("entries"))
     if sketches is None:
         return out.withColumn("pairs", F.lit(None).cast("array<struct<target:long,relatedness:double>>"))
     # the engine skips the page itself and offers at most `per_anchor` targets of an anchor
@@ -206,7 +206,6 @@ def slices(spark, units: DataFrame, anchors_path: str, shards: int, sketches: Da
 
 def local_lookups(page_id: int, entries, pairs, articles: int, language: str, use_relatedness: bool) -> Lookups:
     """The engine's Lookups for one page, from its slice."""
-    anchors = {e.anchor_key: AnchorEntry([(int(t.page_id), t.title, int(t["count"])) for t in e.targets],
-                                         float(e.kurtosis), float(e.link_probability)) for e in entries or ()}
+    anchors = {e.anchor_key: AnchorEntry.of(e) for e in entries or ()}
     related = {(page_id, int(p.target)): float(p.relatedness) for p in pairs or ()}
     return Lookups(anchors, {}, articles, language, use_relatedness, related)

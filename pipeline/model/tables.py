@@ -30,7 +30,7 @@ from pipeline.text.wikilinks import parse
 
 PROTOCOLS = ("reference", "leakage_free")
 # bump when the layout or meaning of a model table changes, so that old tables are rebuilt
-TABLES_VERSION = 5  # 5: Japanese matches stop at kanji/katakana compounds
+TABLES_VERSION = 6  # 5: Japanese matches stop at kanji/katakana compounds; 6: the anchors' capitalised share
 
 SENTENCES_TYPE = T.ArrayType(T.StructType([
     T.StructField("index", T.IntegerType()),
@@ -98,18 +98,24 @@ def _counted(rows, language: str):
 def article_links(links: DataFrame, config: Config, excluded: DataFrame) -> DataFrame:
     """Article links usable as training signal: resolved to a main-namespace article, anchor kept
     by the exclusion patterns, target not excluded. Columns: source_page_id, offset, anchor_key,
-    target_page_id, target_title."""
+    target_page_id, target_title, capitalised (1 when the link text starts with an upper-case letter)."""
     language = config.text.language
     key = F.udf(lambda anchor: anchor_key(anchor, language), T.StringType())
     usable = links.where((F.col("kind") == "link") & (F.col("resolved_namespace") == 0)
                          & F.col("resolved_page_id").isNotNull())
     keyed = usable.select("source_page_id", "offset", key("anchor").alias("anchor_key"),
                           F.col("resolved_page_id").alias("target_page_id"),
-                          F.col("resolved_title").alias("target_title"))
+                          F.col("resolved_title").alias("target_title"),
+                          _starts_upper("anchor").alias("capitalised"))
     # the configured patterns are Python regexes (\d matches every script's digits), so match in Python
     excluded_anchor = _matches_any(config.dictionary.excluded_anchor_patterns)
     keyed = keyed.where((F.col("anchor_key") != "") & ~excluded_anchor("anchor_key"))
     return keyed.join(excluded.select(F.col("page_id").alias("target_page_id")), "target_page_id", "left_anti")
+
+
+def _starts_upper(column: str):
+    first = F.substring(F.trim(F.col(column)), 1, 1)
+    return (first != F.lower(first)).cast("int")
 
 
 def _matches_any(patterns: list[str]):
@@ -226,7 +232,8 @@ def gold_links(sentences: DataFrame) -> DataFrame:
 
 def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: Config, min_links: int,
                      removed_links: DataFrame | None = None) -> DataFrame:
-    """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability.
+    """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability,
+    capitalised (the share of the anchor's links written with an upper-case first letter).
     Links listed in `removed_links` (source_page_id, offset) are taken out; their anchors then count
     as plain text, which is what the text says once the link is gone."""
     links = usable_links
@@ -237,7 +244,8 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
                        .groupBy("anchor_key").agg(F.count(F.lit(1)).alias("removed")))
     pairs = links.groupBy("anchor_key", "target_page_id").agg(
         F.count(F.lit(1)).alias("count"), F.min("target_title").alias("target_title"))
-    totals = pairs.groupBy("anchor_key").agg(F.sum("count").alias("anchor_links"))
+    totals = links.groupBy("anchor_key").agg(F.count(F.lit(1)).alias("anchor_links"),
+                                             F.avg("capitalised").alias("capitalised"))
     plain = (article_text.select(F.explode("plain_counts").alias("anchor_key", "n"))
              .groupBy("anchor_key").agg(F.sum("n").alias("anchor_plain")))
     if extra_plain is not None:
@@ -252,7 +260,7 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
                         & (F.col("link_probability") >= config.dictionary.min_link_probability))
     return pairs.join(stats, "anchor_key").select(
         "anchor_key", "target_page_id", "target_title", "count", "anchor_links", "anchor_plain",
-        "link_probability")
+        "link_probability", "capitalised")
 
 
 def build_graph(usable_links: DataFrame, removed_links: DataFrame | None = None) -> DataFrame:
