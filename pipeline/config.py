@@ -90,11 +90,17 @@ class DictionaryConfig:
     # the reading protocol shows it raises the kept share: README "Reading protocol")
     hub_link_share: float = 0.0
     hub_min_articles: int = 10
+    # common words: an anchor mentioned (linked or not) in this share of the articles, and in at least
+    # common_min_articles of them, is left out of the dictionary (0: off; README "Reading protocol")
+    common_mention_share: float = 0.0
+    common_min_articles: int = 10
 
     def check(self) -> None:
         _positive(self.min_anchor_links, "dictionary.min_anchor_links")
         _fraction(self.hub_link_share, "dictionary.hub_link_share")
         _positive(self.hub_min_articles, "dictionary.hub_min_articles")
+        _fraction(self.common_mention_share, "dictionary.common_mention_share")
+        _positive(self.common_min_articles, "dictionary.common_min_articles")
         _positive(self.small_wiki_min_anchor_links, "dictionary.small_wiki_min_anchor_links")
         if self.small_wiki_articles < 0:
             raise ConfigError("dictionary.small_wiki_articles must not be negative")

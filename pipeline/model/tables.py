@@ -231,9 +231,11 @@ def gold_links(sentences: DataFrame) -> DataFrame:
 
 
 def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: Config, min_links: int,
-                     removed_links: DataFrame | None = None) -> DataFrame:
+                     removed_links: DataFrame | None = None, articles: int = 0) -> DataFrame:
     """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability,
-    capitalised (the share of the anchor's links written with an upper-case first letter).
+    capitalised (the share of the anchor's links written with an upper-case first letter), mention_articles.
+    An anchor mentioned in `dictionary.common_mention_share` of the `articles` or more is a common word of
+    the wiki (the Manual of Style's everyday words and places everyone knows) and is left out.
     Links listed in `removed_links` (source_page_id, offset) are taken out; their anchors then count
     as plain text, which is what the text says once the link is gone."""
     links = usable_links
@@ -258,9 +260,31 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
                          F.col("anchor_links") / (F.col("anchor_links") + F.col("anchor_plain"))))
     stats = stats.where((F.col("anchor_links") >= min_links)
                         & (F.col("link_probability") >= config.dictionary.min_link_probability))
+    stats = stats.join(mention_articles(usable_links, article_text), "anchor_key", "left")
+    common = common_mention_minimum(config, articles)
+    if common is not None:
+        stats = stats.where(F.col("mention_articles") < common)
     return pairs.join(stats, "anchor_key").select(
         "anchor_key", "target_page_id", "target_title", "count", "anchor_links", "anchor_plain",
-        "link_probability", "capitalised")
+        "link_probability", "capitalised", "mention_articles")
+
+
+def mention_articles(usable_links: DataFrame, article_text: DataFrame) -> DataFrame:
+    """anchor_key, mention_articles: how many articles mention the anchor, linked or not (the same under
+    both protocols: a removed link is still a mention)."""
+    linked = usable_links.select("anchor_key", F.col("source_page_id").alias("page_id"))
+    plain = (article_text.select("page_id", F.explode("plain_counts").alias("anchor_key", "n"))
+             .where(F.col("n") > 0).select("anchor_key", "page_id"))
+    return (linked.unionByName(plain).distinct().groupBy("anchor_key")
+            .agg(F.count(F.lit(1)).alias("mention_articles")))
+
+
+def common_mention_minimum(config: Config, articles: int) -> int | None:
+    """The number of mentioning articles that makes an anchor a common word of the wiki (None: off)."""
+    share = config.dictionary.common_mention_share
+    if share <= 0:
+        return None
+    return max(config.dictionary.common_min_articles, int(share * articles + 0.999999))
 
 
 def build_graph(usable_links: DataFrame, removed_links: DataFrame | None = None) -> DataFrame:

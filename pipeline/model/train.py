@@ -116,7 +116,7 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
              "excluded_targets": excluded.count(), "usable_links": usable_links}
     for protocol in tables.PROTOCOLS:
         cut = removed if protocol == "leakage_free" else None
-        built = tables.build_dictionary(usable, article_text, config, min_links, cut)
+        built = tables.build_dictionary(usable, article_text, config, min_links, cut, articles)
         dictionary = write(f"dictionary_{protocol}", built)
         graph = write(f"graph_{protocol}", tables.build_graph(usable, cut))
         anchors_path = warehouse.table(f"anchors_{protocol}", wiki, snapshot)
