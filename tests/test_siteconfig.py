@@ -256,8 +256,9 @@ def test_no_recommendation_falls_in_an_excluded_section(unconfigured, ltg_model,
 
 
 def test_hubs_are_the_targets_most_of_the_wiki_links_to(ltg_model, warehouse_dir, spark):
-    """dictionary.hub_link_share: a target linked from that share of the articles is never recommended;
-    checked against an independent count on ltgwiki's links."""
+    """dictionary.hub_link_share: a target linked from that share of the articles is a hub, left out of the
+    dictionary (never offered) while its links stay in the gold; checked against an independent count of
+    ltgwiki's usable links."""
     from collections import defaultdict
 
     from pipeline.model import tables
@@ -265,14 +266,21 @@ def test_hubs_are_the_targets_most_of_the_wiki_links_to(ltg_model, warehouse_dir
 
     warehouse = Warehouse(spark, str(warehouse_dir))
     snapshot = current_snapshot(warehouse, "ltgwiki")
-    links = warehouse.read("links", "ltgwiki", snapshot)
+    usable = warehouse.read("usable_links", "ltgwiki", snapshot)
     config = load_config("ltgwiki", overrides=("dictionary.hub_link_share=0.03",))
-    hubs = {r.page_id for r in tables.hub_targets(links, 903, config).collect()}
+    hubs = {r.page_id for r in tables.hub_targets(usable, 903, config).collect()}
     sources = defaultdict(set)
-    for link in links.where("kind = 'link' AND resolved_namespace = 0").collect():
-        if link.resolved_page_id is not None and link.resolved_page_id != link.source_page_id:
-            sources[link.resolved_page_id].add(link.source_page_id)
+    for link in usable.collect():
+        if link.target_page_id != link.source_page_id:
+            sources[link.target_page_id].add(link.source_page_id)
     assert hubs == {page for page, found in sources.items() if len(found) >= 28}  # 3 % of 903, rounded up
     assert 3 <= len(hubs) <= 20
-    off = load_config("ltgwiki")
-    assert off.dictionary.hub_link_share == 0.0 and not tables.hub_targets(links, 903, off).count()
+    off = load_config("ltgwiki", overrides=("dictionary.hub_link_share=0",))
+    assert not tables.hub_targets(usable, 903, off).count()
+    text = warehouse.read("article_text", "ltgwiki", snapshot)
+    offered = {r.target_page_id for r in tables.build_dictionary(usable, text, config, 1, articles=903)
+               .select("target_page_id").distinct().collect()}
+    assert hubs and not hubs & offered
+    assert hubs & {r.target_page_id for r in warehouse.read("sentences", "ltgwiki", snapshot)
+                   .where("gold").selectExpr("explode(links) AS l").selectExpr("l.target_page_id AS target_page_id")
+                   .collect()}

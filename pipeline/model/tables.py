@@ -12,6 +12,7 @@ warehouse so it can be re-run alone:
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
@@ -123,20 +124,15 @@ def _matches_any(patterns: list[str]):
     return F.udf(lambda text: text is not None and any(p.search(text) for p in compiled), T.BooleanType())
 
 
-def hub_targets(links: DataFrame, articles: int, config: Config) -> DataFrame:
-    """page_id, reason "hub": articles that so many of the wiki's articles link to that everyone knows them
-    (the Manual of Style's "what generally should not be linked": the home country, continents, broad
-    fields), learned from the wiki's own link graph."""
-    share = config.dictionary.hub_link_share
-    linked = (links.where((F.col("kind") == "link") & (F.col("resolved_namespace") == 0)
-                          & F.col("resolved_page_id").isNotNull()
-                          & (F.col("resolved_page_id") != F.col("source_page_id")))
-              .groupBy(F.col("resolved_page_id").alias("page_id"))
-              .agg(F.countDistinct("source_page_id").alias("articles")))
-    minimum = max(config.dictionary.hub_min_articles, int(share * articles + 0.999999)) if share > 0 else None
-    if minimum is None:
-        return linked.where(F.lit(False)).select("page_id", F.lit("hub").alias("reason"))
-    return linked.where(F.col("articles") >= minimum).select("page_id", F.lit("hub").alias("reason"))
+def hub_targets(usable_links: DataFrame, articles: int, config: Config) -> DataFrame:
+    """page_id, linking_articles: targets that so many of the wiki's articles link to that everyone knows
+    them (the Manual of Style's "what generally should not be linked": the home country, continents, broad
+    fields), learned from the wiki's own links; none when `dictionary.hub_link_share` is 0."""
+    linked = (usable_links.where(F.col("source_page_id") != F.col("target_page_id"))
+              .groupBy(F.col("target_page_id").alias("page_id"))
+              .agg(F.countDistinct("source_page_id").alias("linking_articles")))
+    minimum = hub_minimum(config, articles)
+    return linked.where(F.lit(False) if minimum is None else F.col("linking_articles") >= minimum)
 
 
 def excluded_targets(spark, pages: DataFrame, titles: DataFrame, config: Config,
@@ -235,7 +231,9 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
     """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability,
     capitalised (the share of the anchor's links written with an upper-case first letter), mention_articles.
     An anchor mentioned in `dictionary.common_mention_share` of the `articles` or more is a common word of
-    the wiki (the Manual of Style's everyday words and places everyone knows) and is left out.
+    the wiki (the Manual of Style's everyday words and places everyone knows) and is left out, as is a hub
+    target (`hub_targets`); their links stay in the training data's counts and in the backtest's gold, so
+    the recall they cost is measured.
     Links listed in `removed_links` (source_page_id, offset) are taken out; their anchors then count
     as plain text, which is what the text says once the link is gone."""
     links = usable_links
@@ -264,6 +262,8 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
     common = common_mention_minimum(config, articles)
     if common is not None:
         stats = stats.where(F.col("mention_articles") < common)
+    hubs = hub_targets(links, articles, config).select(F.col("page_id").alias("target_page_id"))
+    pairs = pairs.join(hubs, "target_page_id", "left_anti")
     return pairs.join(stats, "anchor_key").select(
         "anchor_key", "target_page_id", "target_title", "count", "anchor_links", "anchor_plain",
         "link_probability", "capitalised", "mention_articles")
@@ -281,10 +281,16 @@ def mention_articles(usable_links: DataFrame, article_text: DataFrame) -> DataFr
 
 def common_mention_minimum(config: Config, articles: int) -> int | None:
     """The number of mentioning articles that makes an anchor a common word of the wiki (None: off)."""
-    share = config.dictionary.common_mention_share
-    if share <= 0:
-        return None
-    return max(config.dictionary.common_min_articles, int(share * articles + 0.999999))
+    return _share_minimum(config.dictionary.common_mention_share, config.dictionary.common_min_articles, articles)
+
+
+def hub_minimum(config: Config, articles: int) -> int | None:
+    """The number of linking articles that makes a target a hub of the wiki (None: off)."""
+    return _share_minimum(config.dictionary.hub_link_share, config.dictionary.hub_min_articles, articles)
+
+
+def _share_minimum(share: float, floor: int, articles: int) -> int | None:
+    return max(floor, math.ceil(share * articles - 1e-9)) if share > 0 else None
 
 
 def build_graph(usable_links: DataFrame, removed_links: DataFrame | None = None) -> DataFrame:

@@ -91,8 +91,7 @@ def build_tables(spark, warehouse, config: Config, wikidata: str | None = None, 
 
     articles = titles.where(is_article_title()).count()
     excluded = tables.excluded_targets(spark, pages, titles, config, wikidata_table)
-    hubs = tables.hub_targets(links, articles, config).join(excluded.select("page_id"), "page_id", "left_anti")
-    excluded = write("excluded_targets", excluded.unionByName(hubs))
+    excluded = write("excluded_targets", excluded)
     usable = write("usable_links", tables.article_links(links, config, excluded))
     min_links = tables.effective_min_anchor_links(config, articles)
     per_shard = config.lookups.anchors_per_shard
