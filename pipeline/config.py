@@ -86,13 +86,13 @@ class DictionaryConfig:
     date_title_patterns: list[str] = field(default_factory=lambda: [r"^\d{1,4}$", r"^\d{1,4} (BC|AD|BCE|CE)$",
                                                                     r"^\d{1,4}s$"])
     # hubs (the home country, continents, broad fields): a target linked from this share of the wiki's
-    # articles, and from at least hub_min_articles of them, is never recommended (0: no hubs; the value is
-    # the operating point the reading protocol and the backtest chose together: README "Reading protocol")
-    hub_link_share: float = 0.02
+    # articles, and from at least hub_min_articles of them, is never recommended (0: no hubs; off because on
+    # the shared wikis no share keeps the backtest's recall at the reference system's: README "Reading protocol")
+    hub_link_share: float = 0.0
     hub_min_articles: int = 10
     # common words: an anchor mentioned (linked or not) in this share of the articles, and in at least
     # common_min_articles of them, is left out of the dictionary (0: off; README "Reading protocol")
-    common_mention_share: float = 0.02
+    common_mention_share: float = 0.0
     common_min_articles: int = 10
 
     def check(self) -> None:

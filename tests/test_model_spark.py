@@ -207,3 +207,67 @@ def test_common_words_leave_the_dictionary(spark, trained, warehouse_dir):
                   if word.search(r.wikitext or ""))
     assert linking < mentions["latvejis"] <= holding
     assert len(kept) > 0.9 * len(mentions)
+
+
+def test_written_case_counts_links_inside_sentences_only(spark, trained, warehouse_dir):
+    """An anchor's capitalised share comes from its links inside sentences: ltgwiki links the wildcat
+    (Mežakačs) capitalised only where a sentence starts, so its lower-case mentions stay candidates, while a
+    place name linked mid-sentence is a name. Checked against the sentences table read in Python."""
+    from collections import defaultdict
+
+    from pipeline.model import tables
+    from pipeline.model.features import AnchorEntry
+
+    snapshot = trained[0]["training"]["tables"]["snapshot"]
+
+    def read(name):
+        return spark.read.parquet(str(warehouse_dir / name / "wiki=ltgwiki" / f"snapshot={snapshot}"))
+
+    usable, text = read("usable_links"), read("article_text")
+    found = {r.anchor_key: r.capitalised for r in tables.written_case(usable, text).collect()}
+    keys = {(r.source_page_id, r.offset): r.anchor_key for r in usable.collect()}
+    written = defaultdict(list)
+    for article in text.collect():
+        for sentence in article.sentences:
+            for link in sentence.links:
+                key = keys.get((article.page_id, link.offset))
+                if key and link.start > 0:
+                    written[key].append(sentence.text[link.start:link.start + 1].isupper())
+    assert found.keys() == written.keys()
+    assert all(abs(found[k] - sum(v) / len(v)) < 1e-9 for k, v in written.items())
+    names = [k for k, v in found.items() if v >= 0.9]
+    assert "rēznis" in names and len(names) > 100  # Rēzekne, in the genitive
+    assert found.get("mežakačs", 0.0) < 0.9
+    wildcat = AnchorEntry([(1, "Mežakačs", 1)], 0.0, 0.5, found.get("mežakačs", 0.0))
+    assert not wildcat.names_only("mežakačs") and AnchorEntry([(2, "Rēzekne", 1)], 0.0, 0.5, 1.0).names_only("rēznis")
+
+
+CASE_SENTENCES = [  # ltgwiki sentences (page id, text) with a lower-case word whose capitalised form is a linked name
+    (2266, "Pogosta zemis irā Mudovys zamainis Sīnuojis leidzonai", "zemis", "Zeme"),  # land, not the planet
+    (499, "Snīga leopards dzeivoj Azejā", "leopards", "Leopards"),  # the snow leopard, not the leopard
+    (991, "1922 – īstateita Boltkrīvejis nacionaluo biblioteka;", "nacionaluo biblioteka",
+     "Krīvejis Nacionaluo biblioteka"),  # Belarus's national library, not Russia's
+]
+
+
+def test_lower_case_text_of_a_name_is_no_candidate(spark, trained, warehouse_dir):
+    """The case rule on real ltgwiki sentences: each lower-case word below is linked by the wiki only
+    capitalised inside sentences, to another thing than the sentence means; it gets no candidate, while
+    the same anchors written capitalised still do."""
+    from pipeline.config import load_config
+    from pipeline.model.features import sentence_candidates
+    from pipeline.model.train import load_lookups
+    from pipeline.warehouse import Warehouse
+
+    warehouse = Warehouse(spark, str(warehouse_dir))
+    lookups = load_lookups(warehouse, load_config("ltgwiki"), "reference")
+    snapshot = trained[0]["training"]["tables"]["snapshot"]
+    sentences = [(r.page_id, r.text) for r in warehouse.read("sentences", "ltgwiki", snapshot)
+                 .where(F.col("page_id").isin([p for p, *_ in CASE_SENTENCES])).collect()]
+    for page_id, text, word, title in CASE_SENTENCES:
+        assert any(p == page_id and text in s for p, s in sentences), (page_id, text)  # as the dump has it
+        offered = {(c.text, c.target_title) for c in sentence_candidates(text, lookups, page_id, 5)}
+        assert not any(t.lower() == word for t, _ in offered), (text, offered)
+        capitalised = text.replace(word, word[:1].upper() + word[1:])
+        offered = {(c.text, c.target_title) for c in sentence_candidates(capitalised, lookups, page_id, 5)}
+        assert (word[:1].upper() + word[1:], title) in offered, (capitalised, offered)

@@ -112,8 +112,8 @@ def milne_witten_counts(size_a: int, size_b: int, common: float, articles: int) 
     return max(0.0, min(1.0, 1.0 - (math.log(big) - math.log(common)) / denominator))
 
 
-# an anchor the wiki writes capitalised in at least this share of its links is a name: lower-case text is
-# another word ("anh" he / "Anh" England, "đức" virtue / "Đức" Germany, "bill" / "Bill")
+# an anchor the wiki writes capitalised in at least this share of its links inside sentences is a name:
+# lower-case text is another word ("anh" he / "Anh" England, "đức" virtue / "Đức" Germany, "bill" / "Bill")
 CAPITALISED_NAME_SHARE = 0.9
 # the anchors table's columns of an AnchorEntry, after anchor_key
 ENTRY_COLUMNS = ("targets", "kurtosis", "link_probability", "capitalised")
@@ -124,7 +124,7 @@ class AnchorEntry:
     targets: list[tuple[int, str, int]]  # (page id, title, count), most linked first
     kurtosis: float
     link_probability: float
-    capitalised: float = 0.0  # share of the anchor's links whose text starts with an upper-case letter
+    capitalised: float = 0.0  # share of its links inside sentences written with an upper-case first letter
 
     @classmethod
     def of(cls, row) -> AnchorEntry:

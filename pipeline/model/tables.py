@@ -99,24 +99,18 @@ def _counted(rows, language: str):
 def article_links(links: DataFrame, config: Config, excluded: DataFrame) -> DataFrame:
     """Article links usable as training signal: resolved to a main-namespace article, anchor kept
     by the exclusion patterns, target not excluded. Columns: source_page_id, offset, anchor_key,
-    target_page_id, target_title, capitalised (1 when the link text starts with an upper-case letter)."""
+    target_page_id, target_title."""
     language = config.text.language
     key = F.udf(lambda anchor: anchor_key(anchor, language), T.StringType())
     usable = links.where((F.col("kind") == "link") & (F.col("resolved_namespace") == 0)
                          & F.col("resolved_page_id").isNotNull())
     keyed = usable.select("source_page_id", "offset", key("anchor").alias("anchor_key"),
                           F.col("resolved_page_id").alias("target_page_id"),
-                          F.col("resolved_title").alias("target_title"),
-                          _starts_upper("anchor").alias("capitalised"))
+                          F.col("resolved_title").alias("target_title"))
     # the configured patterns are Python regexes (\d matches every script's digits), so match in Python
     excluded_anchor = _matches_any(config.dictionary.excluded_anchor_patterns)
     keyed = keyed.where((F.col("anchor_key") != "") & ~excluded_anchor("anchor_key"))
     return keyed.join(excluded.select(F.col("page_id").alias("target_page_id")), "target_page_id", "left_anti")
-
-
-def _starts_upper(column: str):
-    first = F.substring(F.trim(F.col(column)), 1, 1)
-    return (first != F.lower(first)).cast("int")
 
 
 def _matches_any(patterns: list[str]):
@@ -229,7 +223,7 @@ def gold_links(sentences: DataFrame) -> DataFrame:
 def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: Config, min_links: int,
                      removed_links: DataFrame | None = None, articles: int = 0) -> DataFrame:
     """anchor_key, target_page_id, target_title, count, anchor_links, anchor_plain, link_probability,
-    capitalised (the share of the anchor's links written with an upper-case first letter), mention_articles.
+    capitalised (`written_case`; null: never linked inside a sentence), mention_articles.
     An anchor mentioned in `dictionary.common_mention_share` of the `articles` or more is a common word of
     the wiki (the Manual of Style's everyday words and places everyone knows) and is left out, as is a hub
     target (`hub_targets`); their links stay in the training data's counts and in the backtest's gold, so
@@ -244,8 +238,7 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
                        .groupBy("anchor_key").agg(F.count(F.lit(1)).alias("removed")))
     pairs = links.groupBy("anchor_key", "target_page_id").agg(
         F.count(F.lit(1)).alias("count"), F.min("target_title").alias("target_title"))
-    totals = links.groupBy("anchor_key").agg(F.count(F.lit(1)).alias("anchor_links"),
-                                             F.avg("capitalised").alias("capitalised"))
+    totals = links.groupBy("anchor_key").agg(F.count(F.lit(1)).alias("anchor_links"))
     plain = (article_text.select(F.explode("plain_counts").alias("anchor_key", "n"))
              .groupBy("anchor_key").agg(F.sum("n").alias("anchor_plain")))
     if extra_plain is not None:
@@ -258,7 +251,8 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
                          F.col("anchor_links") / (F.col("anchor_links") + F.col("anchor_plain"))))
     stats = stats.where((F.col("anchor_links") >= min_links)
                         & (F.col("link_probability") >= config.dictionary.min_link_probability))
-    stats = stats.join(mention_articles(usable_links, article_text), "anchor_key", "left")
+    stats = (stats.join(mention_articles(usable_links, article_text), "anchor_key", "left")
+             .join(written_case(links, article_text), "anchor_key", "left"))
     common = common_mention_minimum(config, articles)
     if common is not None:
         stats = stats.where(F.col("mention_articles") < common)
@@ -267,6 +261,19 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
     return pairs.join(stats, "anchor_key").select(
         "anchor_key", "target_page_id", "target_title", "count", "anchor_links", "anchor_plain",
         "link_probability", "capitalised", "mention_articles")
+
+
+def written_case(usable_links: DataFrame, article_text: DataFrame) -> DataFrame:
+    """anchor_key, capitalised: the share of the anchor's links written with an upper-case first letter
+    where they stand inside a sentence (a sentence's first word is capitalised whatever it is); anchors
+    never linked inside a sentence have no row."""
+    inside = (article_text.select("page_id", F.explode("sentences").alias("s"))
+              .select("page_id", F.col("s.text").alias("text"), F.explode("s.links").alias("l"))
+              .where(F.col("l.start") > 0)
+              .select(F.col("page_id").alias("source_page_id"), F.col("l.offset").alias("offset"),
+                      F.expr("substring(text, l.start + 1, 1)").alias("first")))
+    return (usable_links.select("source_page_id", "offset", "anchor_key").join(inside, ["source_page_id", "offset"])
+            .groupBy("anchor_key").agg(F.avg((F.col("first") != F.lower("first")).cast("int")).alias("capitalised")))
 
 
 def mention_articles(usable_links: DataFrame, article_text: DataFrame) -> DataFrame:
