@@ -23,7 +23,7 @@ def test_training_writes_every_artifact(trained):
     summary, folder = trained
     names = {p.name for p in folder.iterdir()}
     assert {"model.json", "model.leakage_free.json", "features.json", "config.json", "training.json",
-            "metrics.json", "metrics.csv", "backtest.png", "checksums.json", "test_set.jsonl"} <= names
+            "metrics.json", "metrics.csv", "backtest.png", "checksums.json", "test_set"} <= names
     checksums = json.loads((folder / "checksums.json").read_text())
     assert set(checksums) >= {"model", "anchors", "anchors_leakage_free"}
     assert (folder / "backtest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -47,10 +47,14 @@ def test_backtest_meets_the_bar_on_ltgwiki(trained):
 
 
 def test_test_set_export(trained):
+    """The gold sentences are written by several tasks, in page order across the files."""
     summary, folder = trained
-    lines = [json.loads(line) for line in (folder / "test_set.jsonl").read_text().splitlines()]
+    parts = sorted((folder / "test_set").glob("part-*.jsonl"))
+    lines = [json.loads(line) for part in parts for line in part.read_text().splitlines()]
     n = next(p for p in summary["protocols"]["reference"] if p["threshold"] == 0.5)["n_sentences"]
-    assert len(lines) == n
+    assert len(lines) == n and len(parts) > 1
+    assert [line["page_id"] for line in lines] == sorted(line["page_id"] for line in lines)
+    assert {p.name for p in (folder / "test_set").iterdir()} == {p.name for p in parts}
     for line in lines:
         assert set(line) == {"page_id", "title", "sentence_wikitext", "sentence_text", "gold"}
         for gold in line["gold"]:

@@ -65,8 +65,10 @@ def curves_csv(curves: dict[str, list[dict]]) -> str:
 
 
 def write_test_set(warehouse, config: Config, folder: str) -> None:
-    """`folder`/test_set.jsonl: the gold sentences in page order (page id, title, sentence wikitext and
-    text, gold anchor → target pairs), written by Spark: no sentence passes through the driver."""
+    """`folder`/test_set/part-NNNNN.jsonl: the gold sentences (page id, title, sentence wikitext and text,
+    gold anchor → target pairs) in page order across the files read in name order, written by every task
+    at once (range-partitioned and sorted within each file): no sentence passes through the driver or one
+    task."""
     sentences = warehouse.read("sentences", config.wiki, current_snapshot(warehouse, config.wiki)).where("gold")
     gold = F.transform("links", lambda link: F.struct(
         F.col("text").substr(link["start"] + 1, link["end"] - link["start"]).alias("anchor"),
@@ -74,13 +76,16 @@ def write_test_set(warehouse, config: Config, folder: str) -> None:
     lines = sentences.select("page_id", F.to_json(F.struct(
         "page_id", "title", F.col("wikitext").alias("sentence_wikitext"), F.col("text").alias("sentence_text"),
         gold.alias("gold"))).alias("value"))
-    staging = f"{folder}/_test_set"
-    # a global sort, then its partitions concatenated in order into one file
-    lines.orderBy("page_id").select("value").coalesce(1).write.mode("overwrite").text(staging)
-    (part,) = [path for path in warehouse.list(staging) if path.rsplit("/", 1)[-1].startswith("part-")]
-    warehouse.move(part, f"{folder}/test_set.jsonl")
+    staging, target = f"{folder}/_test_set", f"{folder}/test_set"
+    # a global sort writes its ranges as part files in order: part-00000 holds the lowest page ids
+    lines.orderBy("page_id").select("value").write.mode("overwrite").text(staging)
+    parts = sorted(path for path in warehouse.list(staging) if path.rsplit("/", 1)[-1].startswith("part-"))
+    for number, part in enumerate(parts):
+        warehouse.move(part, f"{target}/part-{number:05d}.jsonl")
     warehouse.delete(staging)
-    warehouse.delete(f"{folder}/.test_set.jsonl.crc")  # the local file system's checksum, moved along
+    for crc in warehouse.list(target):  # the local file system's checksums, moved along
+        if crc.rsplit("/", 1)[-1].startswith("."):
+            warehouse.delete(crc)
 
 
 def model_root(warehouse, name: str) -> str:
