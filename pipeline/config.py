@@ -173,6 +173,9 @@ class GateConfig:
 @dataclass(frozen=True)
 class RecommendConfig:
     minimum_link_score: float = 0.6
+    # the served threshold rises above minimum_link_score to the lowest backtest threshold at which the
+    # wiki's own model reaches this leakage-free precision (0: off; README "Reading protocol")
+    target_precision: float = 0.8
     maximum_links_per_task: int = 10
     minimum_links_per_task: int = 2
     minimum_time_since_last_edit: int = 86400
@@ -190,6 +193,7 @@ class RecommendConfig:
 
     def check(self) -> None:
         _fraction(self.minimum_link_score, "recommend.minimum_link_score")
+        _fraction(self.target_precision, "recommend.target_precision")
         _positive(self.keep_runs, "recommend.keep_runs")
         _positive(self.maximum_links_per_task, "recommend.maximum_links_per_task")
         for key in ("minimum_links_per_task", "minimum_time_since_last_edit", "minimum_word_count",

@@ -375,3 +375,32 @@ def test_titles_are_normalised_and_the_unmatched_ones_named(ingested, warehouse_
     assert summary["unmatched"] == ["No such article", "Another missing one", "999999"]
     (warning,) = [line for line in result.stderr.splitlines() if line.startswith("linkrec: warning:")]
     assert "3 of the pages asked for match no page" in warning and "'No such article'" in warning
+
+
+def test_the_served_threshold_reaches_the_target_precision(ingested, warehouse_dir, ltg_model):
+    """recommend.target_precision: the threshold served is the lowest backtest threshold ≥ minimum_link_score
+    at which the wiki's own model reaches that leakage-free precision (read here from metrics.csv); every
+    link written scores at least that; an unreachable target serves minimum_link_score and says so."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    latest = json.loads((warehouse_dir / "models" / "ltgwiki" / "LATEST.json").read_text())
+    with open(warehouse_dir / "models" / "ltgwiki" / latest["version"] / "metrics.csv") as handle:
+        curve = sorted((float(r["threshold"]), float(r["precision"]), int(r["predicted"]))
+                       for r in csv.DictReader(handle) if r["protocol"] == "leakage_free")
+    target = round(min(p for t, p, n in curve if t >= 0.6 and n) + 0.005, 4)  # above the worst point ≥ 0.6
+    expected = next(t for t, p, n in curve if t >= 0.6 - 1e-9 and n and p >= target)
+    assert expected > 0.6
+    result = run_cli(["--warehouse", str(warehouse_dir), "--set", f"recommend.target_precision={target}",
+                      "recommend", "--wiki", "ltgwiki", "--dry-run", "--now", "2026-01-01T00:00:00Z", "--json"])
+    summary = last_json(result.stdout)
+    assert result.exit_code == 0 and summary["minimum_link_score"]["served"] == pytest.approx(expected)
+    scores = [link["score"] for data in pq.read_table(summary["output"]).to_pandas().gelr_data.dropna()
+              for link in json.loads(data)["links"]]
+    assert scores and min(scores) >= expected
+    unreachable = run_cli(["--warehouse", str(warehouse_dir), "--set", "recommend.target_precision=1.0",
+                           "recommend", "--wiki", "ltgwiki", "--dry-run", "--now", "2026-01-01T00:00:00Z",
+                           "--page-ids", "159", "--json"])
+    served = last_json(unreachable.stdout)["minimum_link_score"]
+    assert served["served"] == 0.6 and "not reached" in served["why"]

@@ -153,6 +153,24 @@ def publish_files(warehouse, target: str, files: dict[str, bytes]) -> None:
         shutil.rmtree(local, ignore_errors=True)
 
 
+def served_threshold(warehouse, record: dict, wiki: str, minimum: float, target: float) -> tuple[float, str]:
+    """The score threshold to serve `wiki` with: the lowest backtest threshold at or above `minimum` where
+    the wiki's own model reaches `target` leakage-free precision; `minimum` when the target is off, not
+    reached, or the model is not the wiki's own (a joint model has no curve of this wiki's alone)."""
+    if target <= 0:
+        return minimum, ""
+    if record.get("wikis") != [wiki]:
+        return minimum, f"{record.get('name')} is not {wiki}'s own model: served at {minimum}"
+    raw = warehouse.read_text(f"{model_root(warehouse, record['name'])}/{record['version']}/metrics.json")
+    curve = json.loads(raw or "{}").get("protocols", {}).get("leakage_free", [])
+    for point in sorted(curve, key=lambda p: p["threshold"]):
+        if point["threshold"] >= minimum - 1e-9 and point["predicted"] and point["precision"] >= target:
+            threshold = max(minimum, point["threshold"])
+            return threshold, (f"leakage-free precision {point['precision']} ≥ {target} at {threshold}"
+                               f" (recall {point['recall']})")
+    return minimum, f"leakage-free precision {target} not reached at any threshold ≥ {minimum}: served at {minimum}"
+
+
 def load_model(warehouse, name: str) -> tuple[dict, dict[str, bytes]]:
     """The LATEST record of a model and its two boosters."""
     root = model_root(warehouse, name)

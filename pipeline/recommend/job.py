@@ -3,6 +3,7 @@ batch of articles, one output row per page (wiki, page id, revision id, gelr_dat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -17,7 +18,7 @@ from pipeline import __version__
 from pipeline.config import Config
 from pipeline.model import ModelError
 from pipeline.model import lookups as lookup_paths
-from pipeline.model.artifacts import gate_for, load_model, model_root
+from pipeline.model.artifacts import gate_for, load_model, model_root, served_threshold
 from pipeline.model.train import MODEL_TABLES, booster_from_bytes, build_tables, predict, table_stats
 from pipeline.recommend import eligibility as rules
 from pipeline.recommend.engine import (
@@ -262,6 +263,7 @@ class RecommendResult:
     lookups: str = "broadcast"
     unmatched: list[str] = field(default_factory=list)  # asked-for titles and ids that name no page
     orphans_included: str = ""  # with recommend.include_orphans: whether orphan links were merged, and why not
+    threshold: tuple[float, str] = (0.0, "")  # the score threshold served, and why (recommend.target_precision)
 
     def summary(self) -> dict:
         return {"wiki": self.wiki, "snapshot": self.snapshot, "model": self.model, "version": self.version,
@@ -269,6 +271,7 @@ class RecommendResult:
                 "skipped": {k: v for k, v in self.reasons.items() if k not in (rules.OK, rules.TOO_FEW_LINKS)},
                 "with_links": self.with_links, "null_rows": self.null_rows, "links": self.links,
                 "lookups": self.lookups, "seconds": self.seconds,
+                "minimum_link_score": {"served": self.threshold[0], "why": self.threshold[1]},
                 **({"unmatched": self.unmatched} if self.unmatched else {}),
                 **({"orphans_included": self.orphans_included} if self.orphans_included else {})}
 
@@ -303,6 +306,8 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     if not all(warehouse.exists(warehouse.table(t, wiki, snapshot)) for t in MODEL_TABLES):
         build_tables(spark, warehouse, config)  # a wiki served by another wiki's or a joint model
     stats = table_stats(warehouse, wiki, "reference")
+    threshold = served_threshold(warehouse, record, wiki, config.recommend.minimum_link_score,
+                                 config.recommend.target_precision)
     mode = lookup_paths.choose_mode(config, stats, lookups_path)
     join = mode == "join"
     context = Context(
@@ -310,7 +315,8 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         lookups=None if join else lookup_paths.load_lookups(warehouse, config, snapshot, "reference", stats.articles),
         titles={} if join else article_titles(warehouse, wiki, snapshot),
         normaliser=TitleNormaliser.from_siteinfo(siteinfo_of(warehouse, wiki, snapshot), config.text.case),
-        settings=EngineSettings.from_config(config), language=config.text.language,
+        settings=dataclasses.replace(EngineSettings.from_config(config), minimum_link_score=threshold[0]),
+        language=config.text.language,
         recommend_config=config.recommend, model_raw=boosters["reference"],
         meta={"application_version": __version__, "dataset_checksums": checksums, "format_version": 1,
               "task_timestamp": int(now.timestamp())},
@@ -361,7 +367,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     links = written.agg(F.sum("links")).first()[0] or 0
     return RecommendResult(wiki, snapshot, name, record["version"], output, sum(reasons.values()),
                            dict(sorted(reasons.items())), reasons.get(rules.OK, 0), reasons.get(rules.TOO_FEW_LINKS, 0),
-                           int(links), round(time.time() - started, 2), mode, unmatched, orphans_included)
+                           int(links), round(time.time() - started, 2), mode, unmatched, orphans_included, threshold)
 
 
 def prune_runs(warehouse, wiki: str, keep: int, protect: list[str], folder: str | None = None) -> list[str]:
