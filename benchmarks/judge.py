@@ -3,7 +3,8 @@
   python benchmarks/judge.py draw --warehouse W --wiki X [--task link|orphan_link] [-n 50] [--seed 1]
       a deterministic random sample of N links of the newest run of X (task) → benchmarks/judged/X-TASK.tsv
       (an earlier judgement of X-TASK moves to benchmarks/judged/history/ first), with the columns a reader
-      fills in empty: right_target (yes/no), kept (yes/no), reason (for every "no").
+      fills in empty: right_target (yes/no), kept (yes/no), reason (for every "no"); --out FILE: an
+      experiment's sample (a configuration not the default's), written there and nothing moved.
   python benchmarks/judge.py blind FILE > reader.tsv
       the same links without the scores (what a reader is given: a reader never sees a score).
   python benchmarks/judge.py merge FILE READER.tsv
@@ -119,8 +120,8 @@ def draw(args) -> None:
                      "sentence": plain_sentence(text, r.wikitext_offset, len(r.link_text), normaliser, trail, ends),
                      "target_gloss": gloss(targets.get(r.link_target, ""), normaliser, trail, ends),
                      "right_target": "", "kept": "", "reason": "", "note": ""})
-    out = JUDGED / f"{args.wiki}-{args.task}.tsv"
-    if out.exists():  # the earlier judgement is kept, dated
+    out = args.out or JUDGED / f"{args.wiki}-{args.task}.tsv"
+    if out.exists() and not args.out:  # the earlier judgement is kept, dated
         (JUDGED / "history").mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.fromtimestamp(out.stat().st_mtime, datetime.UTC).strftime("%Y%m%dT%H%M%S")
         os.replace(out, JUDGED / "history" / f"{args.wiki}-{args.task}-{stamp}.tsv")
@@ -210,6 +211,8 @@ def main(argv: list[str]) -> None:
     d.add_argument("--task", choices=["link", "orphan_link"], default="link")
     d.add_argument("-n", type=int, default=50)
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--out", type=Path, help="an experiment's file (e.g. benchmarks/judged/experiments/…): the "
+                   "current judgement stays")
     b = sub.add_parser("blind")
     b.add_argument("file")
     m = sub.add_parser("merge")

@@ -11,14 +11,15 @@ ROOT = Path(__file__).parent.parent
 spec = importlib.util.spec_from_file_location("judge", ROOT / "benchmarks" / "judge.py")
 judge = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(judge)
-FILES = sorted((ROOT / "benchmarks" / "judged").glob("*.tsv"))
+FILES = sorted((ROOT / "benchmarks" / "judged").glob("**/*.tsv"))
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_every_committed_judgement_is_complete(path):
     rows = judge.read(path)
     assert rows and list(rows[0]) == judge.COLUMNS
-    wiki, task = path.stem.rsplit("-", 1)
+    wiki, task = rows[0]["wiki"], rows[0]["task"]
+    assert path.stem.startswith(f"{wiki}-{task}")
     for index, row in enumerate(rows):
         judge.check(row, f"{path.name} row {index + 2}")  # yes/no, a known reason for every "no"
         assert (row["wiki"], row["task"]) == (wiki, task)
