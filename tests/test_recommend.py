@@ -280,7 +280,8 @@ def test_golden_recommendations_of_real_articles(ingested, warehouse_dir, ltg_mo
 # painting; Paris → French language, Europe, the Japanese language (whole words: "Europeans" is no longer cut
 # to "Europe", a kanji/katakana compound is one word); the Bengali language → Europe
 # and the Moon; Vasant Panchami → its synonym, India, khichdi, Bihar, Holi, Punjab, rice; Albania → Russia and
-# mythology. All are links an editor would accept.
+# mythology. They pin the engine, not the quality: read by the reading protocol most would be rejected
+# (languages, continents, countries: README "Reading protocol").
 GOLDEN_BY_WIKI = {
     "hywiki": (1042, [("անգլերեն", "Անգլերեն", 977), ("նկարչություն", "Գեղանկարչություն", 5288)]),
     "jawiki": (31, [("フランス語", "フランス語", 6080), ("ヨーロッパ", "ヨーロッパ", 23176),
