@@ -256,8 +256,9 @@ def build_dictionary(usable_links: DataFrame, article_text: DataFrame, config: C
     common = common_mention_minimum(config, articles)
     if common is not None:
         stats = stats.where(F.col("mention_articles") < common)
-    hubs = hub_targets(links, articles, config).select(F.col("page_id").alias("target_page_id"))
-    pairs = pairs.join(hubs, "target_page_id", "left_anti")
+    if hub_minimum(config, articles) is not None:  # off by default: no aggregation of every link for nothing
+        hubs = hub_targets(links, articles, config).select(F.col("page_id").alias("target_page_id"))
+        pairs = pairs.join(hubs, "target_page_id", "left_anti")
     return pairs.join(stats, "anchor_key").select(
         "anchor_key", "target_page_id", "target_title", "count", "anchor_links", "anchor_plain",
         "link_probability", "capitalised", "mention_articles")
