@@ -11,6 +11,10 @@
       a reader's answers (id, right_target, kept, reason, note) into the judged file.
   python benchmarks/judge.py score [FILES…] [--json]
       right-target and kept rates per wiki and task, and the reasons of the rejected links.
+  python benchmarks/judge.py feedback --warehouse W --wiki X --db URL [--events OUT] FILES…
+      the judged links as GrowthExperiments' feedback: each one the served-links ledger of that database
+      holds becomes a growthexperiments_link_submissions row (kept → 'a', not kept → 'r'), each rejection's
+      reason an event line in OUT (for `linkrec feedback --events OUT`).
 
 Criteria (README "Reading protocol"): right target — the link goes to the article the text means; kept —
 an editor of that wiki would keep the link under its Manual of Style (no everyday words, no country or
@@ -202,7 +206,33 @@ def score(args) -> dict:
     return table
 
 
-def main(argv: list[str]) -> None:
+def feedback(args) -> dict:
+    from pipeline.config import SparkConfig
+    from pipeline.feedback.judged import insert_submissions, judged_submissions, read_judged
+    from pipeline.spark import get_spark
+    from pipeline.warehouse import Warehouse
+    from sinks.base import task_named
+    from sinks.connect import open_database
+
+    spark = get_spark(SparkConfig(master="local[2]", driver_memory="3g", shuffle_partitions=4))
+    url = args.db.replace("{wiki}", args.wiki)
+    judged = read_judged(args.files, args.wiki, args.task)
+    found, missing = judged_submissions(spark, Warehouse(spark, args.warehouse), args.wiki, args.task, url, judged)
+    for line in missing:
+        print(f"judge: {line}", file=sys.stderr)
+    database = open_database(url, args.wiki, lock=False, task=task_named(args.task))
+    try:
+        inserted = insert_submissions(database, found)
+    finally:
+        database.finish()
+    if args.events:
+        Path(args.events).write_text("".join(s.event() + "\n" for s in found if s.feedback == "r"), encoding="utf-8")
+    print(f"judge: {inserted} submissions of {len(judged)} judged links written to {args.task} of {args.wiki}"
+          f"{f', rejection reasons to {args.events}' if args.events else ''}; {len(missing)} never served there")
+    return {"judged": len(judged), "written": inserted, "missing": len(missing)}
+
+
+def main(argv: list[str]):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("draw")
@@ -221,7 +251,16 @@ def main(argv: list[str]) -> None:
     s = sub.add_parser("score")
     s.add_argument("files", nargs="*")
     s.add_argument("--json", action="store_true")
+    f = sub.add_parser("feedback")
+    f.add_argument("--warehouse", required=True)
+    f.add_argument("--wiki", required=True)
+    f.add_argument("--task", choices=["link", "orphan_link"], default="link")
+    f.add_argument("--db", required=True, help="sqlite:///path or mysql://…, as the run wrote to")
+    f.add_argument("--events", help="write the rejection reasons here (JSON lines)")
+    f.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
+    if args.command == "feedback":
+        return feedback(args)
     if args.command == "draw":
         draw(args)
     elif args.command == "blind":

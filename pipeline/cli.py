@@ -315,6 +315,55 @@ def orphans_command(rt: jobs.Runtime, wiki, as_json, **options):
         emit_json(summary)
 
 
+@main.command("feedback")
+@wiki_option
+@click.option("--db", help="The wiki's database (sqlite:///path or mysql://…) holding GrowthExperiments' "
+                           "submissions table [default: the warehouse's <wiki>.db].")
+@click.option("--events", type=click.Path(), help="JSON lines of the link_suggestion_interaction stream: "
+                                                  "revision_id, link_target, rejection_reason.")
+@click.option("--since", help="Only links served at or after this time (ISO 8601).")
+@task_option
+@json_option
+@click.pass_obj
+@reported
+def feedback_command(rt: jobs.Runtime, wiki, db, events, since, task, as_json):
+    """What editors did with the served links: accepted, rejected and skipped per model version, score band
+    and rejection reason; the score's calibration; reviewed links this project never wrote, apart. Exit 3
+    when the newest model version's acceptance is below feedback.minimum_acceptance."""
+    summary, shown = jobs.feedback(rt, rt.config(wiki), db, events, since, task)
+    for line in shown:
+        print(f"linkrec: warning: {line}", file=sys.stderr)
+    if summary["bad_rows"] > len(shown):
+        print(f"linkrec: warning: … {summary['bad_rows'] - len(shown)} more bad submission rows", file=sys.stderr)
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(feedback_table(summary))
+    newest = summary["newest_version"]
+    if newest["below_floor"]:
+        fail(f"acceptance of model version {newest['version']} is {newest['acceptance']} over "
+             f"{newest['decisions']} decisions, below feedback.minimum_acceptance {newest['minimum_acceptance']}",
+             errors.EXIT_INCOMPLETE)
+
+
+def feedback_table(summary: dict) -> str:
+    def rate(counts):
+        return "-" if counts.get("acceptance") is None else f"{counts['acceptance']:.2f}"
+    lines = [f"{summary['wiki']} {summary['task']}: {summary['reviewed']} reviewed (accepted {summary['accepted']}, "
+             f"rejected {summary['rejected']}, skipped {summary['skipped']}); {summary['not_ours']} not ours, "
+             f"{summary['bad_rows']} bad rows", "version\taccepted\trejected\tskipped\tacceptance"]
+    lines += [f"{v}\t{c['accepted']}\t{c['rejected']}\t{c['skipped']}\t{rate(c)}"
+              for v, c in summary["by_version"].items()]
+    lines.append("score\taccepted\trejected\tskipped\tacceptance")
+    lines += [f"{b['from']:.1f}-{b['to']:.1f}\t{b['accepted']}\t{b['rejected']}\t{b['skipped']}\t{rate(b)}"
+              for b in summary["by_band"]]
+    lines += [f"rejected as {reason}: {n}" for reason, n in summary.get("by_reason", {}).items()]
+    target = summary["threshold_for_acceptance"]
+    lines.append(f"acceptance {target['target']} from score {target['threshold']}" if target["threshold"] is not None
+                 else f"no score threshold reaches acceptance {target['target']}")
+    return "\n".join(lines)
+
+
 @main.group("index")
 def index_group():
     """A development search index (<wiki>_content) on an Elasticsearch-compatible server."""

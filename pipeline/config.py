@@ -207,6 +207,21 @@ class RecommendConfig:
 
 
 @dataclass(frozen=True)
+class FeedbackConfig:
+    # `linkrec feedback` exits 3 when the newest model version's acceptance (accepted / decided) is below
+    # this over at least minimum_reviews decisions
+    minimum_acceptance: float = 0.5
+    minimum_reviews: int = 50
+    # the acceptance whose threshold the feedback summary names
+    target_acceptance: float = 0.8
+
+    def check(self) -> None:
+        _fraction(self.minimum_acceptance, "feedback.minimum_acceptance")
+        _fraction(self.target_acceptance, "feedback.target_acceptance")
+        _positive(self.minimum_reviews, "feedback.minimum_reviews")
+
+
+@dataclass(frozen=True)
 class TargetingConfig:
     strategy: str = "all"
     limit: int = 0
@@ -365,6 +380,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     targeting: TargetingConfig = field(default_factory=TargetingConfig)
     sinks: SinksConfig = field(default_factory=SinksConfig)
     lookups: LookupsConfig = field(default_factory=LookupsConfig)
@@ -412,7 +428,7 @@ class Config:
 
 SECTION_TYPES_CLS = {
     "spark": SparkConfig, "ingest": IngestConfig, "text": TextConfig, "dictionary": DictionaryConfig,
-    "model": ModelConfig, "gate": GateConfig, "recommend": RecommendConfig,
+    "model": ModelConfig, "gate": GateConfig, "recommend": RecommendConfig, "feedback": FeedbackConfig,
     "targeting": TargetingConfig, "sinks": SinksConfig, "lookups": LookupsConfig, "embeddings": EmbeddingsConfig,
     "orphans": OrphansConfig,
 }

@@ -40,6 +40,7 @@ def exit_code(exc: Exception) -> int | None:
     """The exit code of a failure the command line reports in one line; None for a bug (a traceback)."""
     from pipeline.config import ConfigError
     from pipeline.embeddings import EmbeddingError, PublishInterrupted
+    from pipeline.feedback import FeedbackError
     from pipeline.ingest.dumpreader import DumpError
     from pipeline.jobs import UsageError
     from pipeline.model import ModelError
@@ -50,7 +51,7 @@ def exit_code(exc: Exception) -> int | None:
 
     for kinds, code in (((UsageError, QueryError), EXIT_USAGE), ((WarehouseBusy, PublishInterrupted), EXIT_INCOMPLETE),
                         ((SinkUnusable, ConfigError, DumpError, ModelError, NotIngested, MassDeleteRefused,
-                          EmbeddingError, OrphanError),
+                          EmbeddingError, OrphanError, FeedbackError),
                          EXIT_FAILED),
                         ((SinkError,), EXIT_INCOMPLETE)):
         if isinstance(exc, kinds):

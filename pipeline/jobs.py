@@ -428,6 +428,7 @@ def write_round(rt: Runtime, config: Config, result, summary: dict, sinks, db: s
                 moment: datetime, force: bool, allow_mass_delete: bool, task=None) -> None:
     """One computed output → its task's rows and tags, the counts added to `summary` (a sink that stops
     raises SinkError carrying the summary of what was written)."""
+    from pipeline.feedback.served import record_served
     from pipeline.progress import Progress
     from sinks.base import LINK, SinkError, redact
     from sinks.results import write_output
@@ -445,6 +446,8 @@ def write_round(rt: Runtime, config: Config, result, summary: dict, sinks, db: s
         exc.summary = {**summary, **(partial.summary() if partial else {}), "error": str(exc)}
         raise
     summary.update(published.summary())
+    summary["served_recorded"] = record_served(rt.spark(config), rt.warehouse(config), task.name, config.wiki, db,
+                                               result.snapshot, result.output, result.model, result.version)
 
 
 def where_line(config: Config, db, search_url, tags, outputs: list[str], dry_run: bool, task=None) -> str:
@@ -775,3 +778,36 @@ def reconcile(rt: Runtime, wiki: str, db, search_url: str, search_mode=None, fix
     finally:
         database.finish()
         tags.finish()
+
+
+def feedback(rt: Runtime, config: Config, db: str | None, events: str | None = None, since: str | None = None,
+             task_name: str = "link") -> tuple[dict, list[str]]:
+    """What editors did with the links this project served: the submissions table read batch by batch into
+    the warehouse and joined there to the served-links ledger. The summary and the bad rows shown."""
+    from pipeline.feedback.job import analyse, parse_since, stage_submissions
+    from sinks.base import SinkUnusable, redact, task_named
+    from sinks.connect import open_database
+
+    wiki = config.wiki
+    moment = parse_since(since)
+    if events and not os.path.exists(events):
+        raise UsageError(f"--events {events}: no such file or folder")
+    url = rt.database_url(db, wiki)
+    task = task_named(task_name, config.orphans.table, config.orphans.submissions_table)
+    database = open_database(url, wiki, config.sinks.retries, config.sinks.backoff_seconds, lock=False,
+                             timeout=config.sinks.timeout_seconds, task=task)
+    spark, warehouse = rt.spark(config), rt.warehouse(config)
+    try:
+        others = [owner for owner in database.owners() if owner != wiki]
+        if others:
+            raise SinkUnusable(f"{redact(url)} holds the tasks of {', '.join(others)}, not of {wiki}")
+        rt.say(f"linkrec: reading {task.submissions} from {redact(url)} …")
+        staged = stage_submissions(spark, warehouse, database, wiki, datetime.now().strftime("%Y%m%dT%H%M%S%f"))
+    finally:
+        database.finish()
+    try:
+        summary, shown = analyse(spark, warehouse, config, task.name, url, staged, events, moment)
+    finally:
+        if staged:
+            warehouse.delete(staged)
+    return summary, shown

@@ -67,6 +67,16 @@ class SqlDatabase(Database):
             raise SinkUnusable(f"{redact(url)} holds the tasks of {', '.join(others)}, not of {wiki}: one database "
                                f"per wiki (give {wiki} its own --db, e.g. with {{wiki}} in the URL)")
 
+    def owners(self) -> list[str]:
+        """The wikis the marker table names ([] when nobody claimed the database), read without writing."""
+        def work(cursor):
+            try:
+                cursor.execute(f"SELECT wiki FROM {OWNER}")
+            except Exception:  # noqa: BLE001 - no marker table yet (each driver has its own error class)
+                return []
+            return sorted(w.decode() if isinstance(w, bytes) else str(w) for (w,) in cursor.fetchall())
+        return self.transaction(work)
+
     def _rejected_targets(self, cursor, page_ids: list[int]) -> dict[int, set[int]]:
         out: dict[int, set[int]] = {}
         rows = self._select_in(
@@ -84,6 +94,30 @@ class SqlDatabase(Database):
             pages = [int(p) for (p,) in cursor.fetchall()]
             return revisions, self._rejected_targets(cursor, pages)
         return self.transaction(work)
+
+    def submission_batches(self, size: int = 50_000):
+        """Every row of the task's submissions table, in primary-key order, `size` rows at a time (keyset
+        pages: one short query each, nothing held but the batch)."""
+        columns = ("gels_revision, gels_target, gels_anchor_offset, gels_anchor_length, gels_page, "
+                   "gels_edit_revision, gels_user, gels_feedback")
+        after = None
+        while True:
+            def work(cursor, after=after):
+                where = ("" if after is None else
+                         f"WHERE (gels_revision, gels_target, gels_anchor_offset) > ({self.mark}, {self.mark}, "
+                         f"{self.mark}) ")
+                cursor.execute(f"SELECT {columns} FROM {self.task.submissions} {where}"
+                               f"ORDER BY gels_revision, gels_target, gels_anchor_offset LIMIT {int(size)}",
+                               () if after is None else after)
+                return cursor.fetchall()
+            batch = [tuple(None if v is None else (v.decode() if isinstance(v, bytes) else v) for v in row)
+                     for row in self.transaction(work)]
+            if not batch:
+                return
+            yield batch
+            if len(batch) < size:
+                return
+            after = batch[-1][:3]
 
     def write(self, results: list[PageResult], force: bool = False) -> tuple[SinkCounts, list[TagChange]]:
         return self.transaction(lambda cursor: self._write(cursor, results, force))

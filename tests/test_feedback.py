@@ -1,0 +1,163 @@
+"""`linkrec feedback`: GrowthExperiments' submissions read against the links this project served, checked
+against an independent SQL count in a real MariaDB; the judged files of the reading protocol as feedback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pymysql
+import pytest
+
+from pipeline.feedback.served import ledger_folder
+from sinks.mariadb import connection_options
+from tests.conftest import last_json, run_cli
+
+pytestmark = pytest.mark.slow
+NOW = "2026-01-01T00:00:00Z"
+JUDGED = Path(__file__).parent.parent / "benchmarks" / "judged"
+
+
+def served_rows(warehouse_dir: Path, url: str) -> list[dict]:
+    """The ledger read with pyarrow, not with the code under test."""
+    folder = Path(ledger_folder(str(warehouse_dir), "link", "ltgwiki", url))
+    return [row for part in sorted(folder.iterdir()) for row in pq.read_table(part).to_pylist()]
+
+
+def connect(url: str):
+    return pymysql.connect(**{**connection_options(url), "autocommit": True})
+
+
+@pytest.fixture
+def served(ingested, warehouse_dir, ltg_model, mariadb_url):
+    result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--db", mariadb_url,
+                      "--now", NOW, "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = served_rows(warehouse_dir, mariadb_url)
+    assert len(rows) == last_json(result.stdout)["links"] > 50
+    return mariadb_url, rows
+
+
+def test_rates_equal_an_independent_sql_count(warehouse_dir, served, tmp_path):
+    url, rows = served
+    rows = sorted(rows, key=lambda r: (r["revision_id"], r["target_id"], r["wikitext_offset"]))
+    letters = "aarsra"  # a mix with every decision in every band the run served
+    submissions = [(r["revision_id"], r["target_id"], r["wikitext_offset"], r["anchor_bytes"], r["page_id"], None, 7,
+                    letters[i % len(letters)]) for i, r in enumerate(rows)]
+    first = rows[0]
+    not_ours = [(first["revision_id"], 999_000 + i, 5, 3, first["page_id"], None, 7, "a") for i in range(3)]
+    bad = [(first["revision_id"], 888_001, 4, 3, first["page_id"], None, 7, "x"),  # no such decision
+           (first["revision_id"], 888_002, first["revision_chars"] + 10, 3, first["page_id"], None, 7, "r")]
+    with connect(url) as db, db.cursor() as cursor:
+        cursor.executemany("INSERT INTO growthexperiments_link_submissions (gels_revision, gels_target, "
+                           "gels_anchor_offset, gels_anchor_length, gels_page, gels_edit_revision, gels_user, "
+                           "gels_feedback) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", submissions + not_ours + bad)
+        cursor.execute("CREATE TABLE served_copy (revision_id BIGINT, target_id BIGINT, wikitext_offset INT, "
+                       "score DOUBLE, model_version VARCHAR(64), link_target VARCHAR(255))")
+        cursor.executemany("INSERT INTO served_copy VALUES (%s,%s,%s,%s,%s,%s)",
+                           [(r["revision_id"], r["target_id"], r["wikitext_offset"], r["score"], r["model_version"],
+                             r["link_target"]) for r in rows])
+        join = ("FROM growthexperiments_link_submissions s JOIN served_copy c ON s.gels_revision = c.revision_id "
+                "AND s.gels_target = c.target_id AND s.gels_anchor_offset = c.wikitext_offset "
+                "WHERE s.gels_feedback IN ('a', 'r', 's')")
+        cursor.execute(f"SELECT c.model_version, s.gels_feedback, COUNT(*) {join} GROUP BY 1, 2")
+        by_version = {}
+        for version, letter, n in cursor.fetchall():
+            by_version.setdefault(version, {})[letter] = n
+        cursor.execute(f"SELECT LEAST(FLOOR(c.score * 10), 9), s.gels_feedback, COUNT(*) {join} GROUP BY 1, 2")
+        by_band = {}
+        for band, letter, n in cursor.fetchall():
+            by_band.setdefault(int(band), {})[letter] = n
+        cursor.execute("SELECT COUNT(*) FROM growthexperiments_link_submissions s LEFT JOIN served_copy c ON "
+                       "s.gels_revision = c.revision_id AND s.gels_target = c.target_id AND s.gels_anchor_offset = "
+                       "c.wikitext_offset WHERE c.revision_id IS NULL AND s.gels_feedback IN ('a', 'r', 's') "
+                       f"AND s.gels_anchor_offset < {first['revision_chars']}")
+        (sql_not_ours,) = cursor.fetchone()
+        rejected = [r for r, s in zip(rows, submissions, strict=True) if s[7] == "r"]
+    events = tmp_path / "events.jsonl"
+    logged = rejected[: len(rejected) // 2]
+    events.write_text("".join(json.dumps({"revision_id": r["revision_id"], "link_target": r["link_target"],
+                                          "rejection_reason": "everyday,wrong-target" if i % 2 else "everyday"})
+                              + "\n" for i, r in enumerate(logged)) + "not json\n", encoding="utf-8")
+
+    result = run_cli(["--warehouse", str(warehouse_dir), "feedback", "--wiki", "ltgwiki", "--db", url,
+                      "--events", str(events), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = last_json(result.stdout)
+    names = {"a": "accepted", "r": "rejected", "s": "skipped"}
+    assert {v: {names[k]: n for k, n in c.items()} for v, c in by_version.items()} == {
+        v: {k: n for k, n in c.items() if k in names.values() and n} for v, c in summary["by_version"].items()}
+    assert {b: {names[k]: n for k, n in c.items()} for b, c in by_band.items()} == {
+        round(b["from"] * 10): {k: b[k] for k in names.values() if b[k]} for b in summary["by_band"]}
+    assert summary["reviewed"] == len(rows) and summary["not_ours"] == sql_not_ours == 3
+    assert summary["accepted"] == sum(s[7] == "a" for s in submissions)
+    assert summary["bad_rows"] == 2
+    assert "unknown feedback letter 'x'" in result.stderr and "beyond the revision's text" in result.stderr
+    assert summary["by_reason"] == {"everyday": len(logged), "wrong-target": len(logged) // 2,
+                                    "not logged": len(rejected) - len(logged)}
+    newest = summary["newest_version"]
+    assert newest["version"] == rows[0]["model_version"] and newest["below_floor"] is False
+    assert newest["acceptance"] == round(summary["accepted"] / (summary["accepted"] + summary["rejected"]), 4)
+
+    # the floor: the same reviews under a stricter minimum exit 3 (what monitoring alarms on)
+    strict = run_cli(["--warehouse", str(warehouse_dir), "--set", "feedback.minimum_acceptance=0.9", "feedback",
+                      "--wiki", "ltgwiki", "--db", url, "--json"])
+    assert strict.exit_code == 3 and "below feedback.minimum_acceptance 0.9" in strict.stderr
+    assert last_json(strict.stdout)["newest_version"]["below_floor"] is True
+    # links served before --since are not counted; what is not ours stays not ours
+    later = run_cli(["--warehouse", str(warehouse_dir), "feedback", "--wiki", "ltgwiki", "--db", url,
+                     "--since", "2026-06-01", "--json"])
+    assert last_json(later.stdout)["reviewed"] == 0 and last_json(later.stdout)["not_ours"] == 3
+
+
+def test_a_rerun_serves_nothing_new_and_another_database_has_its_own_ledger(warehouse_dir, served, tmp_path):
+    url, rows = served
+    again = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--db", url,
+                     "--now", NOW, "--force", "--json"])
+    assert again.exit_code == 0 and last_json(again.stdout)["served_recorded"] == 0
+    assert len(served_rows(warehouse_dir, url)) == len(rows)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    empty = run_cli(["--warehouse", str(warehouse_dir), "feedback", "--wiki", "ltgwiki", "--db", other, "--json"])
+    assert empty.exit_code == 0 and last_json(empty.stdout)["reviewed"] == 0
+
+
+def test_judged_links_become_submissions(warehouse_dir, served, tmp_path):
+    """The committed ltgwiki judgement, read against a run of the same model, as MariaDB submissions."""
+    url, rows = served
+    events = tmp_path / "judged-events.jsonl"
+    result = run_cli_judge(["feedback", "--warehouse", str(warehouse_dir), "--wiki", "ltgwiki", "--db", url,
+                            "--events", str(events), str(JUDGED / "ltgwiki-link.tsv")])
+    judged = [line.split("\t") for line in (JUDGED / "ltgwiki-link.tsv").read_text().splitlines()[1:]]
+    served_keys = {(r["page_id"], r["link_target"]) for r in rows}
+    expected = [j for j in judged if (int(j[3]), j[8]) in served_keys]
+    assert len(expected) >= 25, "the committed judgement no longer matches the model's links: judge again"
+    with connect(url) as db, db.cursor() as cursor:
+        cursor.execute("SELECT gels_page, gels_feedback, COUNT(*) FROM growthexperiments_link_submissions "
+                       "GROUP BY 1, 2")
+        stored = {(page, letter): n for page, letter, n in cursor.fetchall()}
+    wanted: dict = {}
+    for j in expected:
+        key = (int(j[3]), "a" if j[12] == "yes" else "r")
+        wanted[key] = wanted.get(key, 0) + 1
+    assert stored == wanted
+    assert result["missing"] == len(judged) - len(expected)
+    assert len(events.read_text().splitlines()) == sum(j[12] == "no" for j in expected)
+    summary = last_json(run_cli(["--warehouse", str(warehouse_dir), "feedback", "--wiki", "ltgwiki", "--db", url,
+                                 "--events", str(events), "--json"]).stdout)
+    assert summary["accepted"] == sum(j[12] == "yes" for j in expected) and summary["not_ours"] == 0
+    reasons = {}
+    for j in expected:
+        if j[12] == "no":
+            reason = j[13].split("/")[0]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    assert summary["by_reason"] == reasons
+
+
+def run_cli_judge(args: list[str]) -> dict:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("judge", Path(__file__).parent.parent / "benchmarks" / "judge.py")
+    judge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(judge)
+    return judge.main(args)
