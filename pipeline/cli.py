@@ -196,7 +196,9 @@ def run(rt: jobs.Runtime, wiki, dump, index, snapshot, allow_truncated, as_json,
 def nightly(rt: jobs.Runtime, wikis, dump_dir, tables, as_json, **options):
     """Per wiki: ingest when the input is newer, retrain when data or config changed, gate, select pages
     with the configured targeting, recommend, write the sinks and the report. One wiki failing does not
-    stop the others (exit 1 names them); a re-run on the same day skips the wikis already done."""
+    stop the others (exit 1 names them); exit 3 when editors accept a wiki's newest model below
+    feedback.minimum_acceptance or clearly less than the model it replaced. A re-run on the same day skips the
+    wikis already done."""
     if bool(dump_dir) == bool(tables):
         raise jobs.UsageError("give exactly one of --dump-dir DIR or --tables PATH")
     names = [w.strip() for w in wikis.split(",") if w.strip()]
@@ -205,7 +207,7 @@ def nightly(rt: jobs.Runtime, wikis, dump_dir, tables, as_json, **options):
     outcome = jobs.nightly(rt, names, dump_dir, tables, **options)
     if as_json:
         emit_json(outcome)
-    sys.exit(errors.EXIT_FAILED if outcome["failed"] else 0)
+    sys.exit(errors.EXIT_FAILED if outcome["failed"] else errors.EXIT_INCOMPLETE if outcome["feedback_flagged"] else 0)
 
 
 @main.command("train")

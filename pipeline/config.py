@@ -214,8 +214,11 @@ class FeedbackConfig:
     minimum_reviews: int = 50
     # the acceptance whose threshold the feedback summary names
     target_acceptance: float = 0.8
+    # a new model version whose acceptance falls this much below the one it replaced is flagged by nightly
+    maximum_drop: float = 0.05
 
     def check(self) -> None:
+        _fraction(self.maximum_drop, "feedback.maximum_drop")
         _fraction(self.minimum_acceptance, "feedback.minimum_acceptance")
         _fraction(self.target_acceptance, "feedback.target_acceptance")
         _positive(self.minimum_reviews, "feedback.minimum_reviews")

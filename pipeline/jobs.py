@@ -407,6 +407,19 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
             summary["then"] = then(None if targeted and not picked_ids else
                                    Selection(page_ids=tuple(sorted(set(picked_ids)))) if targeted else chosen)
             summary["seconds_per_stage"]["orphans"] = round(time.time() - mark, 2)
+        if database is not None:
+            from pipeline.feedback.job import feedback_of
+
+            summary["feedback"], _ = feedback_of(spark, warehouse, config, database, db, "link")
+            if summary["feedback"] is None:
+                del summary["feedback"]
+            elif summary["feedback"]["newest_version"]["below_floor"] or summary["feedback"]["newest_version"][
+                    "dropped"]:
+                newest = summary["feedback"]["newest_version"]
+                summary.setdefault("warnings", []).append(
+                    f"editors accepted {newest['acceptance']} of the links of model version {newest['version']} "
+                    f"({newest['decisions']} decisions; floor {newest['minimum_acceptance']}, previous version "
+                    f"{newest['previous_acceptance']})")
         if report_dir:
             from pipeline.report import build_report, write_report
 
@@ -634,6 +647,10 @@ def nightly(rt: Runtime, wikis: list[str], dump_dir=None, tables=None, now=None,
                     db=db,
                     events=os.path.join(events, "") if events else None, **options)
             entry = {"status": "ok" if code == 0 else "incomplete", "exit_code": code, "summary": summary}
+            newest = summary.get("recommend", {}).get("feedback", {}).get("newest_version", {})
+            if newest.get("below_floor") or newest.get("dropped"):
+                entry["feedback"] = {k: newest[k] for k in ("version", "acceptance", "decisions", "below_floor",
+                                                            "previous_version", "previous_acceptance", "dropped")}
             if embeddings:
                 try:
                     with rt.locked(wiki):
@@ -648,8 +665,12 @@ def nightly(rt: Runtime, wikis: list[str], dump_dir=None, tables=None, now=None,
         state["wikis"][wiki] = {k: v for k, v in entry.items() if k != "summary"}
         warehouse.write_text(state_path, json.dumps(state, indent=2, sort_keys=True))
     outcome["failed"] = [w for w, e in outcome["wikis"].items() if e["status"] in ("failed", "incomplete")]
+    # editors' verdict on the newest model: below the acceptance floor, or worse than the model it replaced
+    outcome["feedback_flagged"] = [w for w, e in outcome["wikis"].items() if "feedback" in e]
     rt.say(f"linkrec: nightly {run_id}: {len(wikis) - len(outcome['failed'])} of {len(wikis)} wikis done"
-           + (f"; failed: {', '.join(outcome['failed'])}" if outcome["failed"] else ""))
+           + (f"; failed: {', '.join(outcome['failed'])}" if outcome["failed"] else "")
+           + (f"; acceptance flagged: {', '.join(outcome['feedback_flagged'])}" if outcome["feedback_flagged"]
+              else ""))
     return outcome
 
 
@@ -784,7 +805,7 @@ def feedback(rt: Runtime, config: Config, db: str | None, events: str | None = N
              task_name: str = "link") -> tuple[dict, list[str]]:
     """What editors did with the links this project served: the submissions table read batch by batch into
     the warehouse and joined there to the served-links ledger. The summary and the bad rows shown."""
-    from pipeline.feedback.job import analyse, parse_since, stage_submissions
+    from pipeline.feedback.job import analyse, feedback_of, parse_since
     from sinks.base import SinkUnusable, redact, task_named
     from sinks.connect import open_database
 
@@ -802,12 +823,9 @@ def feedback(rt: Runtime, config: Config, db: str | None, events: str | None = N
         if others:
             raise SinkUnusable(f"{redact(url)} holds the tasks of {', '.join(others)}, not of {wiki}")
         rt.say(f"linkrec: reading {task.submissions} from {redact(url)} …")
-        staged = stage_submissions(spark, warehouse, database, wiki, datetime.now().strftime("%Y%m%dT%H%M%S%f"))
+        summary, shown = feedback_of(spark, warehouse, config, database, url, task.name, events, moment)
     finally:
         database.finish()
-    try:
-        summary, shown = analyse(spark, warehouse, config, task.name, url, staged, events, moment)
-    finally:
-        if staged:
-            warehouse.delete(staged)
+    if summary is None:  # nothing reviewed yet: the same summary, all zero
+        summary, shown = analyse(spark, warehouse, config, task.name, url, None, events, moment)
     return summary, shown

@@ -108,6 +108,32 @@ def orphan_section(warehouse, summary: dict) -> tuple[dict, bytes | None]:
     return section, warehouse.read_bytes(f"{folder}/backtest.png")
 
 
+def calibration_plot(feedback: dict) -> bytes:
+    """Accepted share of the decided links per score band against the band's middle (perfect: the diagonal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bands = [b for b in feedback["by_band"] if b["acceptance"] is not None]
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
+    axis.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
+    axis.plot([(b["from"] + b["to"]) / 2 for b in bands], [b["acceptance"] for b in bands], "o-",
+              color="tab:purple", label="accepted share")
+    for b in bands:
+        axis.annotate(str(b["accepted"] + b["rejected"]), ((b["from"] + b["to"]) / 2, b["acceptance"]),
+                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    axis.set_xlabel("link score")
+    axis.set_ylabel("accepted / (accepted + rejected)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.05)
+    axis.legend(loc="lower right")
+    axis.set_title("Editors' decisions by score (n per point)")
+    data = _png(figure)
+    plt.close(figure)
+    return data
+
+
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
@@ -148,6 +174,10 @@ def _table(rows: list[list], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _share(counts: dict) -> str:
+    return "–" if counts["acceptance"] is None else f"{100 * counts['acceptance']:.1f}%"
 
 
 def _task_html(task: dict) -> str:
@@ -211,6 +241,21 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
             f"<p>model {html.escape(str(o.get('model')))} {html.escape(str(o.get('version')))}: simulated orphans</p>",
             _table([[p["threshold"], p["precision"], p["recall"], p["n_links"]] for p in o["curve"]],
                    ["threshold", "precision", "recall", "hidden links"])]
+    if report.get("feedback"):
+        f = report["feedback"]
+        newest = f["newest_version"]
+        sections += [
+            "<h2>What editors did with the links</h2>",
+            f"<p>{f['reviewed']} reviewed: {f['accepted']} accepted, {f['rejected']} rejected, {f['skipped']} "
+            f"skipped; {f['not_ours']} reviewed links this project never wrote; {f['bad_rows']} bad rows. Newest "
+            f"model version {html.escape(str(newest['version']))}: acceptance "
+            f"{'–' if newest['acceptance'] is None else newest['acceptance']} over {newest['decisions']} decisions"
+            f"{' — below the floor' if newest['below_floor'] else ''}"
+            f"{' — below the version it replaced' if newest['dropped'] else ''}.</p>",
+            _table([[v, c["accepted"], c["rejected"], c["skipped"], _share(c)] for v, c in f["by_version"].items()],
+                   ["model version", "accepted", "rejected", "skipped", "acceptance"]),
+            _table([[f"{b['from']:.1f}–{b['to']:.1f}", b["accepted"], b["rejected"], b["skipped"], _share(b)]
+                    for b in f["by_band"]], ["score", "accepted", "rejected", "skipped", "acceptance"])]
     sections += ["<h2>Plots</h2>", figures]
     style = ("body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:.5em 0}"
              "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}figure{display:inline-block;margin:1em}"
@@ -255,6 +300,9 @@ def build_report(spark, warehouse, wiki: str, run_id: str, summary: dict, output
         images["backtest"] = backtest_png
     if summary.get("warnings"):
         report["warnings"] = list(summary["warnings"])
+    if summary.get("feedback"):
+        report["feedback"] = summary["feedback"]
+        images["calibration"] = calibration_plot(summary["feedback"])
     # a task that did not run says why in one string ("skipped" of a task that ran counts pages per reason)
     why = orphans.get("failed") or (orphans["skipped"] if isinstance(orphans.get("skipped"), str) else None) \
         if orphans else None

@@ -4,6 +4,8 @@ against an independent SQL count in a real MariaDB; the judged files of the read
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -161,3 +163,37 @@ def run_cli_judge(args: list[str]) -> dict:
     judge = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(judge)
     return judge.main(args)
+
+
+def test_nightly_flags_a_model_editors_reject_and_the_report_shows_it(warehouse_dir, served, tmp_path):
+    url, rows = served
+    with connect(url) as db, db.cursor() as cursor:
+        cursor.executemany("INSERT INTO growthexperiments_link_submissions (gels_revision, gels_target, "
+                           "gels_anchor_offset, gels_anchor_length, gels_page, gels_edit_revision, gels_user, "
+                           "gels_feedback) VALUES (%s,%s,%s,%s,%s,NULL,7,%s)",
+                           [(r["revision_id"], r["target_id"], r["wikitext_offset"], r["anchor_bytes"], r["page_id"],
+                             "a" if i % 5 == 0 else "r") for i, r in enumerate(rows)])
+    reports = tmp_path / "reports"
+    result = run_cli(["--warehouse", str(warehouse_dir), "--set", "orphans.enabled=false", "nightly", "--wikis",
+                      "ltgwiki", "--dump-dir", str(Path(__file__).parent / "fixtures" / "dumps"), "--db", url,
+                      "--report-dir", str(reports), "--now", "2026-03-03T03:00:00Z", "--json"])
+    outcome = last_json(result.stdout)
+    assert result.exit_code == 3, result.stderr
+    entry = outcome["wikis"]["ltgwiki"]
+    assert outcome["feedback_flagged"] == ["ltgwiki"] and entry["status"] == "ok"
+    accepted = sum(1 for i, _ in enumerate(rows) if i % 5 == 0)
+    assert entry["feedback"]["below_floor"] is True
+    assert entry["feedback"]["acceptance"] == round(accepted / len(rows), 4)
+    assert "acceptance flagged: ltgwiki" in result.stderr
+    paths = entry["summary"]["recommend"]["report"]
+    report = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
+    assert report["feedback"]["accepted"] == accepted and report["feedback"]["rejected"] == len(rows) - accepted
+    assert any("editors accepted" in w for w in report["warnings"])
+    page = Path(paths["html"]).read_text(encoding="utf-8")
+    assert "What editors did with the links" in page and "below the floor" in page
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is installed by .ci/machine.sh"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", f"file://{paths['html']}"], capture_output=True, text=True, timeout=120).stdout
+    # histogram, coverage, backtest and the calibration plot decoded as images
+    assert 'data-images-loaded="4"' in dom and 'alt="calibration"' in dom

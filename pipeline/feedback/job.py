@@ -87,6 +87,18 @@ def threshold_for(bands: list[dict], target: float) -> float | None:
     return best
 
 
+def feedback_of(spark, warehouse, config, database, url: str, task: str, events: str | None = None,
+                since: datetime | None = None) -> tuple[dict | None, list[str]]:
+    """Read `database`'s submissions into the warehouse and analyse them; (None, []) when it has none."""
+    staged = stage_submissions(spark, warehouse, database, config.wiki, datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f"))
+    if staged is None:
+        return None, []
+    try:
+        return analyse(spark, warehouse, config, task, url, staged, events, since)
+    finally:
+        warehouse.delete(staged)
+
+
 def analyse(spark, warehouse, config, task: str, database: str, staged: str | None, events: str | None = None,
             since: datetime | None = None) -> tuple[dict, list[str]]:
     """The feedback summary, and one line per bad submission row shown (at most EXAMPLES)."""
@@ -163,13 +175,19 @@ def _rates(spark, config, ours, ledger, events) -> dict:
         for r in tagged.groupBy(F.coalesce("reason", F.lit("not logged")).alias("reason")).agg(
                 F.countDistinct("gels_revision", "gels_target", "gels_anchor_offset").alias("n")).collect():
             by_reason[r.reason] = int(r.n)
-    newest = ledger.orderBy(F.col("task_timestamp").desc(), F.col("run").desc()).select("model_version").limit(1)
-    newest_version = next((r.model_version for r in newest.collect()), None)
+    # versions newest first, by when they last served (two: the newest and the one it replaced)
+    versions = [r.model_version for r in ledger.groupBy("model_version").agg(
+        F.max(F.struct("task_timestamp", "run")).alias("last")).orderBy(F.col("last").desc()).limit(2).collect()]
+    newest_version = versions[0] if versions else None
     floor = config.feedback
-    mine = by_version.get(newest_version, {"accepted": 0, "rejected": 0, "skipped": 0, "acceptance": None})
+    empty = {"accepted": 0, "rejected": 0, "skipped": 0, "acceptance": None}
+    mine = by_version.get(newest_version, empty)
     decided = mine["accepted"] + mine["rejected"]
     below = bool(decided >= floor.minimum_reviews and mine["acceptance"] is not None
                  and mine["acceptance"] < floor.minimum_acceptance)
+    before = by_version.get(versions[1], empty) if len(versions) > 1 else empty
+    compared = decided >= floor.minimum_reviews and before["accepted"] + before["rejected"] >= floor.minimum_reviews
+    dropped = bool(compared and mine["acceptance"] < before["acceptance"] - floor.maximum_drop)
     return {"reviewed": sum(totals.values()), **totals, "acceptance": acceptance(totals),
             "by_version": dict(sorted(by_version.items())), "by_band": by_band,
             **({"by_reason": dict(sorted(by_reason.items()))} if events else {}),
@@ -177,7 +195,9 @@ def _rates(spark, config, ours, ledger, events) -> dict:
                                          "threshold": threshold_for(by_band, floor.target_acceptance)},
             "newest_version": {"version": newest_version, "decisions": decided, "acceptance": mine["acceptance"],
                                "minimum_acceptance": floor.minimum_acceptance,
-                               "minimum_reviews": floor.minimum_reviews, "below_floor": below}}
+                               "minimum_reviews": floor.minimum_reviews, "below_floor": below,
+                               "previous_version": versions[1] if len(versions) > 1 else None,
+                               "previous_acceptance": before["acceptance"], "dropped": dropped}}
 
 
 def parse_since(value: str | None) -> datetime | None:
