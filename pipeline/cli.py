@@ -218,11 +218,13 @@ def nightly(rt: jobs.Runtime, wikis, dump_dir, tables, as_json, **options):
               help="page_id → P31 QIDs (Parquet page_id,qid or TSV); recorded, and reused by every later command "
                    "until another is given ('none' stops using it).")
 @click.option("--force", is_flag=True, help="Rebuild every table even when up to date.")
+@click.option("--db", help="Learn from the editors' decisions on the links served into this database [default: the "
+                           "wiki's own; read by `linkrec feedback` or a writing run].")
 @task_option
 @json_option
 @click.pass_obj
 @reported
-def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, task, as_json):
+def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, db, task, as_json):
     """Build the dictionaries, train, backtest under both protocols and apply the release gate.
     --task orphan_link: the orphan-link model, trained and backtested on simulated orphans."""
     if bool(wiki) == bool(wikis) or (wikis and not name):
@@ -242,7 +244,7 @@ def train_command(rt: jobs.Runtime, wiki, wikis, name, wikidata, force, task, as
         return
     if wiki:
         with rt.locked(wiki):
-            result = jobs.train(rt, rt.config(wiki), wikidata, force)
+            result = jobs.train(rt, rt.config(wiki), wikidata, force, db)
     else:
         from pipeline.model import joint
         configs = [rt.config(w.strip()) for w in wikis.split(",") if w.strip()]

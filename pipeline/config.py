@@ -216,8 +216,12 @@ class FeedbackConfig:
     target_acceptance: float = 0.8
     # a new model version whose acceptance falls this much below the one it replaced is flagged by nightly
     maximum_drop: float = 0.05
+    # each accepted (positive) or rejected (negative) link weighs this much in training (0: not learned from)
+    weight: float = 1.0
 
     def check(self) -> None:
+        if self.weight < 0:
+            raise ConfigError(f"feedback.weight: {self.weight} must not be negative (0: not learned from)")
         _fraction(self.maximum_drop, "feedback.maximum_drop")
         _fraction(self.minimum_acceptance, "feedback.minimum_acceptance")
         _fraction(self.target_acceptance, "feedback.target_acceptance")

@@ -177,14 +177,30 @@ def ingested_already(warehouse, wiki: str, path: str, snapshot: str | None) -> d
 # --- train -------------------------------------------------------------------------------------------
 
 
-def train(rt: Runtime, config: Config, wikidata=None, force=False):
-    """Dictionaries, examples, XGBoost, backtests and the gate for one wiki, with progress lines."""
+def train(rt: Runtime, config: Config, wikidata=None, force=False, db=None, feedback=False):
+    """Dictionaries, examples, XGBoost, backtests and the gate for one wiki, with progress lines; the
+    editors' decisions on the links served into `db` (default: the wiki's own database) learned from.
+    `feedback`: those decisions, read already (False: read them here)."""
     from pipeline.model import train as model_train
     from pipeline.progress import spark_progress
 
-    rt.say(f"linkrec: training the {config.wiki} model (dictionaries, examples, XGBoost, backtests) …")
+    if feedback is False:
+        feedback = reviewed(rt, config, db)
+    rt.say(f"linkrec: training the {config.wiki} model (dictionaries, examples, XGBoost, backtests"
+           f"{', ' + str(feedback[1]['examples']) + ' reviewed links' if feedback else ''}) …")
     with spark_progress(rt.spark(config), "train", rt.say):
-        return model_train.train(rt.spark(config), rt.warehouse(config), config, wikidata, force)
+        return model_train.train(rt.spark(config), rt.warehouse(config), config, wikidata, force,
+                                 feedback=feedback)
+
+
+def reviewed(rt: Runtime, config: Config, db=None):
+    """The editors' decisions on the links served into the wiki's database, as training examples (or None)."""
+    from pipeline.feedback.learn import reviewed_examples
+    from pipeline.warehouse import resolve_root
+
+    if db is None and "://" in resolve_root(rt.warehouse_option):
+        return None  # no default database beside a remote warehouse
+    return reviewed_examples(rt.warehouse(config), config, rt.database_url(db, config.wiki))
 
 
 def train_orphans(rt: Runtime, config: Config, force=False) -> dict:
@@ -522,12 +538,13 @@ def run_wiki(rt: Runtime, wiki: str, dump: str | None = None, table: str | None 
         return summary, EXIT_INCOMPLETE
     mark = time.time()
     if model_name is None:
-        record = None if force else model_train.up_to_date_model(warehouse, config)
+        decisions = reviewed(rt, config, options.get("db"))
+        record = None if force else model_train.up_to_date_model(warehouse, config, feedback=decisions and decisions[1])
         if record is not None:
             rt.say(f"linkrec: model {wiki} {record['version']} is up to date; reusing it ({record['reason']})")
             summary["train"] = {"reused": True, "version": record["version"], "released": record["released"]}
         else:
-            trained = train(rt, config, force=force)
+            trained = train(rt, config, force=force, db=options.get("db"), feedback=decisions)
             rt.say(f"linkrec: model {trained.name} {trained.version}: {trained.reason}")
             summary["train"] = {"reused": False, **trained.summary()}
     stages["train"] = round(time.time() - mark, 2)

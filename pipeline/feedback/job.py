@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.feedback import FeedbackError
-from pipeline.feedback.served import read_ledger
+from pipeline.feedback.served import read_ledger, reviewed_folder
 from pipeline.warehouse import current_snapshot
 
 LETTERS = {"a": "accepted", "r": "rejected", "s": "skipped"}
@@ -105,12 +105,12 @@ def analyse(spark, warehouse, config, task: str, database: str, staged: str | No
     wiki = config.wiki
     ledger = _latest(read_ledger(spark, warehouse, task, wiki, database)).persist()
     try:
-        return _analyse(spark, warehouse, config, task, staged, events, since, ledger)
+        return _analyse(spark, warehouse, config, task, database, staged, events, since, ledger)
     finally:
         ledger.unpersist()
 
 
-def _analyse(spark, warehouse, config, task, staged, events, since, ledger):
+def _analyse(spark, warehouse, config, task, database, staged, events, since, ledger):
     wiki = config.wiki
     subs = spark.read.parquet(staged) if staged else spark.createDataFrame([], SUBMISSIONS_SCHEMA)
     lengths = ledger.select(F.col("revision_id").alias("gels_revision"), "revision_chars").distinct()
@@ -142,6 +142,10 @@ def _analyse(spark, warehouse, config, task, staged, events, since, ledger):
             ours = ours.where(F.col("task_timestamp") >= int(since.timestamp()))
         ours = ours.persist()
         summary = _rates(spark, config, ours, ledger, events)
+        if since is None:  # the whole record, for `train` (a --since reading is a view, not the record)
+            ours.select("page_id", "revision_id", "target_id", "wikitext_offset", "link_target", "score", "section",
+                        "model_version", "task_timestamp", "gels_feedback", "features").write.mode("overwrite") \
+                .parquet(reviewed_folder(warehouse.root, task, wiki, database))
         ours.unpersist()
     finally:
         checked.unpersist()

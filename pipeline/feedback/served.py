@@ -27,15 +27,25 @@ LEDGER_SCHEMA = T.StructType([
     T.StructField("score", T.DoubleType()), T.StructField("section", T.StringType()),
     T.StructField("revision_chars", T.IntegerType()), T.StructField("model", T.StringType()),
     T.StructField("model_version", T.StringType()), T.StructField("task_timestamp", T.LongType()),
-    T.StructField("run", T.StringType())])
+    T.StructField("run", T.StringType()), T.StructField("features", T.ArrayType(T.DoubleType()))])
+
+
+def database_key(database: str) -> str:
+    """A database URL as a folder name (its password never written)."""
+    from sinks.base import redact
+
+    return hashlib.sha256(redact(database).encode()).hexdigest()[:16]
 
 
 def ledger_folder(root: str, task: str, wiki: str, database: str) -> str:
     """One ledger per database written to (a staging database's links are not the production one's)."""
-    from sinks.base import redact
+    return f"{root}/served/task={task}/wiki={wiki}/db={database_key(database)}"
 
-    digest = hashlib.sha256(redact(database).encode()).hexdigest()[:16]
-    return f"{root}/served/task={task}/wiki={wiki}/db={digest}"
+
+def reviewed_folder(root: str, task: str, wiki: str, database: str) -> str:
+    """The links of that database that editors reviewed, with what they were served with (`train` learns
+    from them); rewritten by each reading of the submissions."""
+    return f"{root}/feedback/task={task}/wiki={wiki}/db={database_key(database)}"
 
 
 def read_ledger(spark, warehouse, task: str, wiki: str, database: str):
@@ -58,11 +68,14 @@ def served_links(spark, warehouse, wiki: str, snapshot: str, output: str, model:
     from pipeline.recommend.job import title_index
 
     rows = spark.read.parquet(output).where(F.col("gelr_data").isNotNull())
-    parsed = rows.select("page_id", "revision_id", F.from_json("gelr_data", LINKS_SCHEMA).alias("data"))
+    kept = F.col("features") if "features" in rows.columns else F.lit(None).cast("map<int,array<double>>")
+    parsed = rows.select("page_id", "revision_id", F.from_json("gelr_data", LINKS_SCHEMA).alias("data"),
+                         kept.alias("by_offset"))
     links = parsed.select("page_id", "revision_id", F.col("data.meta.task_timestamp").alias("task_timestamp"),
-                          F.explode("data.links").alias("link")).select(
+                          "by_offset", F.explode("data.links").alias("link")).select(
         "page_id", "revision_id", "task_timestamp", "link.link_text", "link.link_target", "link.wikitext_offset",
-        "link.score", "link.link_index")
+        "link.score", "link.link_index",
+        F.when(F.col("by_offset").isNotNull(), F.col("by_offset")[F.col("link.wikitext_offset")]).alias("features"))
     titles = title_index(warehouse, wiki, snapshot).select(F.col("title").alias("link_target"),
                                                            F.col("resolved_page_id").alias("target_id"))
     pages = warehouse.read("pages", wiki, snapshot).select("page_id", "revision_id", "wikitext")
@@ -73,7 +86,7 @@ def served_links(spark, warehouse, wiki: str, snapshot: str, output: str, model:
                     _section("wikitext", "wikitext_offset").alias("section"),
                     F.length("wikitext").cast("int").alias("revision_chars"),
                     F.lit(model).alias("model"), F.lit(version).alias("model_version"), "task_timestamp",
-                    F.lit(output.rstrip("/").rsplit("/", 1)[-1]).alias("run")))
+                    F.lit(output.rstrip("/").rsplit("/", 1)[-1]).alias("run"), "features"))
 
 
 def record_served(spark, warehouse, task: str, wiki: str, database: str, snapshot: str, output: str, model: str,

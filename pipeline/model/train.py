@@ -253,12 +253,19 @@ def xgboost_threads(config: Config) -> int:
     return config.model.threads or os.cpu_count() or 1
 
 
-def fit(examples: np.ndarray, config: Config) -> xgb.Booster:
+def fit(examples: np.ndarray, config: Config, reviewed: np.ndarray | None = None) -> xgb.Booster:
+    """`reviewed`: editors' decisions (label, *FEATURES), weighted feedback.weight, after the sentences' examples."""
     labels = examples[:, 4]
     if labels.size == 0 or labels.min() == labels.max():
         raise ModelError(f"{config.wiki}: training needs positive and negative examples; got "
                          f"{int(labels.sum())} positives among {labels.size} candidates")
-    matrix = xgb.DMatrix(examples[:, 5:], label=labels, feature_names=FEATURES, nthread=xgboost_threads(config))
+    features, weights = examples[:, 5:], np.ones(len(examples))
+    if reviewed is not None and len(reviewed):
+        features = np.vstack([features, reviewed[:, 1:]])
+        labels = np.concatenate([labels, reviewed[:, 0]])
+        weights = np.concatenate([weights, np.full(len(reviewed), config.feedback.weight)])
+    matrix = xgb.DMatrix(features, label=labels, weight=weights, feature_names=FEATURES,
+                         nthread=xgboost_threads(config))
     params = {"objective": "binary:logistic", "max_depth": config.model.max_depth, "eta": config.model.learning_rate,
               "seed": config.model.seed, "nthread": xgboost_threads(config), "tree_method": "hist",
               "eval_metric": "logloss"}
@@ -296,8 +303,10 @@ class TrainedModel:
                               for p, curve in self.curves.items()}}
 
 
-def up_to_date_model(warehouse, config: Config, wikidata: str | None = None) -> dict | None:
-    """The wiki's LATEST model record when it was trained on the current tables with this config."""
+def up_to_date_model(warehouse, config: Config, wikidata: str | None = None, feedback: dict | None = None
+                     ) -> dict | None:
+    """The wiki's LATEST model record when it was trained on the current tables with this config and the same
+    editors' decisions (`feedback`: the summary of `feedback.learn.reviewed_examples`, None for none)."""
     text = warehouse.read_text(f"{model_root(warehouse, config.wiki)}/LATEST.json")
     if text is None:
         return None
@@ -306,14 +315,16 @@ def up_to_date_model(warehouse, config: Config, wikidata: str | None = None) -> 
     wikidata = wikidata if wikidata is not None else wikidata_input(warehouse, config.wiki)
     if (record.get("snapshot") == snapshot
             and record.get("tables_fingerprint") == tables_fingerprint(config, snapshot, wikidata)
-            and record.get("model_config") == model_config_sha(config)):
+            and record.get("model_config") == model_config_sha(config)
+            and record.get("feedback") == (feedback or {}).get("checksum")):
         return record
     return None
 
 
 def train(spark, warehouse, config: Config, wikidata: str | None = None, force: bool = False,
-          mode: str | None = None) -> TrainedModel:
-    """Every stage for one wiki: tables, a model per protocol, backtests, gate, artifacts."""
+          mode: str | None = None, feedback: tuple[np.ndarray, dict] | None = None) -> TrainedModel:
+    """Every stage for one wiki: tables, a model per protocol, backtests, gate, artifacts. `feedback`:
+    editors' decisions as extra examples (`feedback.learn.reviewed_examples`)."""
     from pipeline.model.evaluation import backtest, gate  # evaluation reads this module's tables
 
     wiki = config.wiki
@@ -327,7 +338,7 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     boosters, curves, training = {}, {}, {"tables": table_stats}
     for protocol in tables.PROTOCOLS:
         examples, training[protocol] = training_examples(spark, warehouse, config, protocol, mode)
-        raw = bytes(fit(examples, config).save_raw("json"))
+        raw = bytes(fit(examples, config, feedback[0] if feedback else None).save_raw("json"))
         boosters[protocol] = raw
         curves[protocol] = backtest(spark, warehouse, config, protocol, raw, mode)
     released, reason = gate(curves, config)
@@ -338,7 +349,10 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
             warehouse.read(f"dictionary_{protocol}", wiki, snapshot),
             ["anchor_key", "target_page_id", "count", "link_probability"])
     # what changes the model, not where it ran (spark, sinks, lookups and thread settings are left out)
-    identity = checksums["model"] + model_config_sha(config)
+    if feedback:
+        training["feedback"] = feedback[1]
+    identity = checksums["model"] + model_config_sha(config) + (
+        f"{feedback[1]['checksum']}:{feedback[1]['weight']}" if feedback else "")
     version = hashlib.sha256(identity.encode()).hexdigest()[:12]
     files = model_files(boosters, checksums, config.to_dict(), training,
                         {"wiki": wiki, "protocols": curves, "released": released, "reason": reason})
@@ -349,6 +363,7 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     write_test_set(warehouse, config, path)
     latest = {"name": wiki, "version": version, "released": released, "reason": reason, "wikis": [wiki],
               "snapshot": snapshot, "trained_at": int(time.time()), "application_version": __version__,
-              "tables_fingerprint": table_stats["fingerprint"], "model_config": model_config_sha(config)}
+              "tables_fingerprint": table_stats["fingerprint"], "model_config": model_config_sha(config),
+              "feedback": feedback[1]["checksum"] if feedback else None}
     warehouse.write_text(f"{model_root(warehouse, wiki)}/LATEST.json", json.dumps(latest, indent=2, sort_keys=True))
     return TrainedModel(wiki, version, path, released, reason, curves, training)

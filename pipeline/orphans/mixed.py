@@ -83,5 +83,6 @@ def merged_output(spark, link_output: str, orphan_output: str, path: str, config
              F.coalesce(count, F.lit(0)).cast("int").alias("links"),
              F.when(eligible, counts("link_counts", "orphan_counts")).otherwise(F.col("link_counts"))
              .alias("link_counts"),
-             F.when(eligible, scores).otherwise(F.col("scores")).alias("scores"))
+             F.when(eligible, scores).otherwise(F.col("scores")).alias("scores"),
+             F.col("features"))  # the link task's; the orphan links' are the orphan model's, not kept here
      .write.mode("overwrite").parquet(path))

@@ -46,15 +46,15 @@ def _rows(rows, wiki: str, model_raw: bytes, meta: dict, articles: int, config: 
             if result.links:
                 data = json.dumps({"links": result.links, "meta": meta}, ensure_ascii=False, separators=(",", ":"))
                 yield (wiki, row.page_id, row.revision_id, data, rules.OK, len(result.links), result.link_counts,
-                       result.scores)
+                       result.scores, result.features)
             else:
                 yield (wiki, row.page_id, row.revision_id, None, rules.TOO_FEW_LINKS, 0, result.link_counts,
-                       result.scores)
+                       result.scores, None)
         pending.clear()
 
     for row in rows:
         if row.reason is not None:
-            yield (wiki, row.page_id, row.revision_id, None, row.reason, 0, None, None)
+            yield (wiki, row.page_id, row.revision_id, None, row.reason, 0, None, None, None)
             continue
         found = job.found_for(row, articles, config)
         found.prepared.linked_targets |= rejected.get(int(row.page_id), set())  # rejected twice: never again

@@ -156,6 +156,8 @@ class Outcome:
     links: list[dict]
     link_counts: list[int]  # links a task would hold if the minimum score were each of REPORT_THRESHOLDS
     scores: list[float]  # scores of the links chosen at the lowest report threshold (for the score histogram)
+    # each link's model features by its wikitext offset (the served-links ledger keeps them to learn from feedback)
+    features: dict[int, list[float]] | None = None
 
 
 REPORT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -170,8 +172,9 @@ def outcome(prepared: PreparedArticle, scores, settings: EngineSettings) -> Outc
                           settings.maximum_links_per_task)
     if len(chosen) < settings.minimum_links_per_task:
         return Outcome([], counts, lowest)
-    links = []
+    links, features = [], {}
     for position, (candidate, score) in enumerate(chosen):
+        features[candidate.match.start] = [float(f) for f in candidate.features]
         index, start, end = segment_of[(candidate.match.start, candidate.target_id)]
         segment = prepared.segments[index].text
         links.append({
@@ -184,7 +187,7 @@ def outcome(prepared: PreparedArticle, scores, settings: EngineSettings) -> Outc
             "context_after": segment[end:end + CONTEXT_CHARS],
             "link_index": position,
         })
-    return Outcome(links, counts, lowest)
+    return Outcome(links, counts, lowest, features)
 
 
 def finish_batch(prepared: list[PreparedArticle], score, settings: EngineSettings) -> list[Outcome]:

@@ -43,6 +43,7 @@ OUTPUT_SCHEMA = T.StructType([
     # For the run report: links available at each engine.REPORT_THRESHOLDS value, and their scores at the lowest.
     T.StructField("link_counts", T.ArrayType(T.IntegerType()), True),
     T.StructField("scores", T.ArrayType(T.FloatType()), True),
+    T.StructField("features", T.MapType(T.IntegerType(), T.ArrayType(T.DoubleType())), True),
 ])
 BATCH_ARTICLES = 200
 BATCH_CANDIDATES = 50_000
@@ -115,7 +116,7 @@ def _reason(check: rules.Eligibility, row, context: Context) -> str | None:
 
 
 def _skipped(context: Context, row, reason: str) -> tuple:
-    return (context.wiki, row.page_id, row.revision_id, None, reason, 0, None, None)
+    return (context.wiki, row.page_id, row.revision_id, None, reason, 0, None, None, None)
 
 
 def output_rows(pairs: list, context: Context, booster):
@@ -125,10 +126,10 @@ def output_rows(pairs: list, context: Context, booster):
     for (row, _), result in zip(pairs, results, strict=True):
         if result.links:
             yield (context.wiki, row.page_id, row.revision_id, _gelr_data(result.links, context.meta), rules.OK,
-                   len(result.links), result.link_counts, result.scores)
+                   len(result.links), result.link_counts, result.scores, result.features)
         else:
             yield (context.wiki, row.page_id, row.revision_id, None, rules.TOO_FEW_LINKS, 0, result.link_counts,
-                   result.scores)
+                   result.scores, None)
 
 
 def scored_batches(items, context: Context):
@@ -211,7 +212,7 @@ def _join_path(spark, warehouse, config: Config, context: Context, broadcast, pa
     skipped = checked.where(F.col("reason").isNotNull()).select(
         F.lit(wiki).alias("wiki"), "page_id", "revision_id", F.lit(None).cast("string").alias("gelr_data"), "reason",
         F.lit(0).alias("links"), F.lit(None).cast("array<int>").alias("link_counts"),
-        F.lit(None).cast("array<float>").alias("scores"))
+        F.lit(None).cast("array<float>").alias("scores"), F.lit(None).cast("map<int,array<double>>").alias("features"))
     eligible = checked.where(F.col("reason").isNull()).drop("reason")
     titles = title_index(warehouse, wiki, snapshot).select(F.col("title").alias("linked_title"),
                                                            F.col("resolved_page_id").alias("linked_id"))
