@@ -197,3 +197,36 @@ def test_nightly_flags_a_model_editors_reject_and_the_report_shows_it(warehouse_
                           "--dump-dom", f"file://{paths['html']}"], capture_output=True, text=True, timeout=120).stdout
     # histogram, coverage, backtest and the calibration plot decoded as images
     assert 'data-images-loaded="4"' in dom and 'alt="calibration"' in dom
+
+
+def test_training_learns_from_decisions_and_the_version_changes_only_with_them(warehouse_dir, served, ltg_model):
+    url, rows = served
+    with connect(url) as db, db.cursor() as cursor:
+        cursor.executemany("INSERT INTO growthexperiments_link_submissions (gels_revision, gels_target, "
+                           "gels_anchor_offset, gels_anchor_length, gels_page, gels_edit_revision, gels_user, "
+                           "gels_feedback) VALUES (%s,%s,%s,%s,%s,NULL,7,%s)",
+                           [(r["revision_id"], r["target_id"], r["wikitext_offset"], r["anchor_bytes"], r["page_id"],
+                             "ars"[i % 3]) for i, r in enumerate(rows)])
+    assert all(len(r["features"]) == 6 for r in rows)  # the ledger kept what the model saw
+    assert run_cli(["--warehouse", str(warehouse_dir), "feedback", "--wiki", "ltgwiki", "--db", url]).exit_code == 0
+
+    def train(*extra):
+        result = run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki", "--json", *extra])
+        assert result.exit_code == 0, result.stderr
+        return last_json(result.stdout)
+
+    base = json.loads((warehouse_dir / "models" / "ltgwiki" / "LATEST.json").read_text())["version"]
+    try:
+        learned = train("--db", url)
+        decided = sum(1 for i, _ in enumerate(rows) if i % 3 != 2)
+        assert learned["training"]["feedback"]["examples"] == decided
+        assert learned["training"]["feedback"]["accepted"] == sum(1 for i, _ in enumerate(rows) if i % 3 == 0)
+        assert learned["version"] != base
+        assert train("--db", url)["version"] == learned["version"]  # same decisions: same model
+        weighted = run_cli(["--warehouse", str(warehouse_dir), "--set", "feedback.weight=5", "train", "--wiki",
+                            "ltgwiki", "--db", url, "--json"])
+        assert last_json(weighted.stdout)["version"] not in (base, learned["version"])
+    finally:
+        restored = train()  # no decisions in the wiki's own database: the model every other test uses
+    assert restored["version"] == base and "feedback" not in restored["training"]
+    assert (warehouse_dir / "models" / "ltgwiki" / base / "model.json").read_bytes() == ltg_model
