@@ -108,6 +108,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
 
     from pipeline.config import SparkConfig, load_config
+    from pipeline.model.train import build_tables
     from pipeline.siteconfig import load as load_inferred
     from pipeline.spark import get_spark
     from pipeline.warehouse import Warehouse
@@ -118,6 +119,7 @@ def main(argv: list[str]) -> None:
     for wiki in [w for w in args.wikis.split(",") if w]:
         config = load_config(wiki, inferred=load_inferred(warehouse, wiki))
         older, newer = judged_rows(wiki)
+        build_tables(spark, warehouse, config)  # the tables the features are computed from
         older_f, newer_f = featured(older, spark, warehouse, config), featured(newer, spark, warehouse, config)
         examples = np.array([[1.0 if r["kept"] == "yes" else 0.0, *f] for r, f in older_f], dtype=np.float64)
         entry = {"older": len(older), "older_with_features": len(older_f), "older_kept": int(examples[:, 0].sum())
