@@ -95,6 +95,20 @@ def test_rows_replace_delete_null_and_idempotent_reruns(database_url):
     database.finish()
 
 
+def test_submissions_are_read_whole_in_keyset_batches(database_url):
+    database = open_database(database_url, "testwiki")
+    # 12 rows, 4 per revision: a batch of 5 ends inside a revision, so the next must resume on the full key
+    rows = [(revision, target, offset, 4, 1, None, 2, "ars"[(revision + target + offset) % 3])
+            for revision in (102, 100, 101) for target in (8, 7) for offset in (31, 0)]
+    for row in rows:
+        execute(database_url, "INSERT INTO growthexperiments_link_submissions VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                row)
+    batches = list(database.submission_batches(size=5))
+    database.finish()
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert [tuple(r) for b in batches for r in b] == sorted(rows)
+
+
 def test_newer_rows_stand_and_submitted_revisions_are_skipped(database_url):
     database = open_database(database_url, "testwiki")
     database.write([PageResult(1, 110, task())])
