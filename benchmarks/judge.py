@@ -33,6 +33,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
+    sys.path.pop(0)  # benchmarks/sinks.py would shadow the sinks package
 JUDGED = HERE / "judged"
 COLUMNS = ["id", "wiki", "task", "page_id", "title", "section", "score", "link_text", "link_target", "sentence",
            "target_gloss", "right_target", "kept", "reason", "note"]

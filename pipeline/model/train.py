@@ -303,6 +303,11 @@ class TrainedModel:
                               for p, curve in self.curves.items()}}
 
 
+def feedback_identity(feedback: dict | None) -> str | None:
+    """What of the editors' decisions a model depends on: which decisions, and their weight."""
+    return f"{feedback['checksum']}:{feedback['weight']}" if feedback else None
+
+
 def up_to_date_model(warehouse, config: Config, wikidata: str | None = None, feedback: dict | None = None
                      ) -> dict | None:
     """The wiki's LATEST model record when it was trained on the current tables with this config and the same
@@ -316,7 +321,7 @@ def up_to_date_model(warehouse, config: Config, wikidata: str | None = None, fee
     if (record.get("snapshot") == snapshot
             and record.get("tables_fingerprint") == tables_fingerprint(config, snapshot, wikidata)
             and record.get("model_config") == model_config_sha(config)
-            and record.get("feedback") == (feedback or {}).get("checksum")):
+            and record.get("feedback") == feedback_identity(feedback)):
         return record
     return None
 
@@ -349,10 +354,10 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
             warehouse.read(f"dictionary_{protocol}", wiki, snapshot),
             ["anchor_key", "target_page_id", "count", "link_probability"])
     # what changes the model, not where it ran (spark, sinks, lookups and thread settings are left out)
-    if feedback:
-        training["feedback"] = feedback[1]
-    identity = checksums["model"] + model_config_sha(config) + (
-        f"{feedback[1]['checksum']}:{feedback[1]['weight']}" if feedback else "")
+    learned = feedback[1] if feedback else None
+    if learned:
+        training["feedback"] = learned
+    identity = checksums["model"] + model_config_sha(config) + (feedback_identity(learned) or "")
     version = hashlib.sha256(identity.encode()).hexdigest()[:12]
     files = model_files(boosters, checksums, config.to_dict(), training,
                         {"wiki": wiki, "protocols": curves, "released": released, "reason": reason})
@@ -364,6 +369,6 @@ def train(spark, warehouse, config: Config, wikidata: str | None = None, force: 
     latest = {"name": wiki, "version": version, "released": released, "reason": reason, "wikis": [wiki],
               "snapshot": snapshot, "trained_at": int(time.time()), "application_version": __version__,
               "tables_fingerprint": table_stats["fingerprint"], "model_config": model_config_sha(config),
-              "feedback": feedback[1]["checksum"] if feedback else None}
+              "feedback": feedback_identity(learned)}
     warehouse.write_text(f"{model_root(warehouse, wiki)}/LATEST.json", json.dumps(latest, indent=2, sort_keys=True))
     return TrainedModel(wiki, version, path, released, reason, curves, training)
