@@ -223,6 +223,17 @@ def train_orphans(rt: Runtime, config: Config, force=False) -> dict:
     return summary
 
 
+def staged_submissions(spark, warehouse, database, wiki: str) -> str | None:
+    """The task's submissions table copied into the warehouse in bounded batches, for the run's joins (None: no
+    database, or nothing reviewed); the caller deletes it."""
+    from pipeline.feedback.job import stage_submissions
+
+    if database is None:
+        return None
+    return stage_submissions(spark, warehouse, database, wiki, f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-"
+                                                              f"{database.task.name}")
+
+
 def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=None, now=None, db=None,
             search_url=None, search_mode=None, events=None, pagelinks=None, model_name=None, ignore_gate=False,
             force=False, dry_run=False, allow_mass_delete=False, chosen=None) -> dict:
@@ -241,13 +252,14 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
     moment = now if isinstance(now, datetime) else parse_now(now)
     db = None if dry_run else rt.database_url(db, config.wiki)
     database, tags = (None, None) if dry_run else open_sinks(config, moment, db, search_url, search_mode, events, task)
+    staged = None
     try:
-        submitted, rejected = database.submissions() if database is not None else (set(), {})
         spark, warehouse = rt.spark(config), rt.warehouse(config)
+        staged = staged_submissions(spark, warehouse, database, config.wiki)
         rt.say(f"linkrec: finding links to orphan articles of {config.wiki} …")
         with spark_progress(spark, "orphans", rt.say):
-            result = orphan_task_job.recommend(spark, warehouse, config, chosen, moment, ignore_gate, submitted,
-                                               rejected, pagelinks, model_name or config.orphans.model or None)
+            result = orphan_task_job.recommend(spark, warehouse, config, chosen, moment, ignore_gate, staged,
+                                               pagelinks, model_name or config.orphans.model or None)
         summary = result.summary()
         rt.say(f"  {summary['orphans']} orphans, {summary['orphans_with_suggestion']} with a suggestion; "
                f"{summary['pages_with_links']} pages with links ({summary['links']} links), "
@@ -263,6 +275,8 @@ def orphans(rt: Runtime, config: Config, pages=None, page_ids=None, titles_file=
         for sink in (database, tags):
             if sink is not None:
                 sink.finish()
+        if staged is not None:
+            rt.warehouse(config).delete(staged)
     return summary
 
 
@@ -373,16 +387,17 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
     warning = rt.english_defaults(config)
     if warning:
         print(f"linkrec: warning: {warning}", file=sys.stderr)
+    staged = None
     try:
-        submitted, rejected = database.submissions() if database is not None else (set(), {})
         spark, warehouse = rt.spark(config), rt.warehouse(config)
+        staged = staged_submissions(spark, warehouse, database, wiki)
 
         def one_round(picked: Selection) -> dict:
             picked_ids.extend(picked.page_ids)
             rt.say(f"linkrec: recommending for {wiki} …")
             with spark_progress(spark, "recommend", rt.say):
-                result = compute(spark, warehouse, config, picked, moment, model_name, ignore_gate, submitted,
-                                 rejected, lookups_path)
+                result = compute(spark, warehouse, config, picked, moment, model_name, ignore_gate, staged,
+                                 lookups_path)
             outputs.append(result.output)
             part = result.summary()
             if result.unmatched:
@@ -423,13 +438,11 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
             summary["then"] = then(None if targeted and not picked_ids else
                                    Selection(page_ids=tuple(sorted(set(picked_ids)))) if targeted else chosen)
             summary["seconds_per_stage"]["orphans"] = round(time.time() - mark, 2)
-        if database is not None:
-            from pipeline.feedback.job import feedback_of
+        if staged is not None:
+            from pipeline.feedback.job import analyse
 
-            summary["feedback"], _ = feedback_of(spark, warehouse, config, database, db, "link")
-            if summary["feedback"] is None:
-                del summary["feedback"]
-            elif summary["feedback"]["newest_version"]["below_floor"] or summary["feedback"]["newest_version"][
+            summary["feedback"], _ = analyse(spark, warehouse, config, "link", db, staged)
+            if summary["feedback"]["newest_version"]["below_floor"] or summary["feedback"]["newest_version"][
                     "dropped"]:
                 newest = summary["feedback"]["newest_version"]
                 summary.setdefault("warnings", []).append(
@@ -450,6 +463,8 @@ def recommend(rt: Runtime, config: Config, pages=None, page_ids=None, titles_fil
         for sink in (database, tags):
             if sink is not None:
                 sink.finish()
+        if staged is not None:
+            rt.warehouse(config).delete(staged)
     return summary
 
 

@@ -220,8 +220,10 @@ class Database:
 
     task: Task = LINK
 
-    def submissions(self) -> tuple[set[int], dict[int, set[int]]]:
-        """Revisions that have a submission row, and per page the targets rejected twice or more."""
+    def submission_batches(self, size: int = 50_000):
+        """Every row of the task's submissions table (gels_revision, gels_target, gels_anchor_offset,
+        gels_anchor_length, gels_page, gels_edit_revision, gels_user, gels_feedback), in primary-key order,
+        `size` rows at a time."""
         raise NotImplementedError
 
     def write(self, results: list[PageResult], force: bool = False) -> tuple[SinkCounts, list[TagChange]]:

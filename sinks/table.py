@@ -77,24 +77,6 @@ class SqlDatabase(Database):
             return sorted(w.decode() if isinstance(w, bytes) else str(w) for (w,) in cursor.fetchall())
         return self.transaction(work)
 
-    def _rejected_targets(self, cursor, page_ids: list[int]) -> dict[int, set[int]]:
-        out: dict[int, set[int]] = {}
-        rows = self._select_in(
-            cursor, f"SELECT gels_page, gels_target FROM {self.task.submissions} WHERE gels_feedback = 'r' "
-                    "AND gels_page IN ({}) GROUP BY gels_page, gels_target HAVING COUNT(*) >= 2", page_ids)
-        for page, target in rows:
-            out.setdefault(int(page), set()).add(int(target))
-        return out
-
-    def submissions(self) -> tuple[set[int], dict[int, set[int]]]:
-        def work(cursor):
-            cursor.execute(f"SELECT DISTINCT gels_revision FROM {self.task.submissions}")
-            revisions = {int(r) for (r,) in cursor.fetchall()}
-            cursor.execute(f"SELECT DISTINCT gels_page FROM {self.task.submissions} WHERE gels_feedback = 'r'")
-            pages = [int(p) for (p,) in cursor.fetchall()]
-            return revisions, self._rejected_targets(cursor, pages)
-        return self.transaction(work)
-
     def submission_batches(self, size: int = 50_000):
         """Every row of the task's submissions table, in primary-key order, `size` rows at a time (keyset
         pages: one short query each, nothing held but the batch)."""

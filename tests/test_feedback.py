@@ -230,3 +230,22 @@ def test_training_learns_from_decisions_and_the_version_changes_only_with_them(w
         restored = train()  # no decisions in the wiki's own database: the model every other test uses
     assert restored["version"] == base and "feedback" not in restored["training"]
     assert (warehouse_dir / "models" / "ltgwiki" / base / "model.json").read_bytes() == ltg_model
+
+
+def test_reviews_flag_submitted_revisions_and_targets_rejected_twice(spark, tmp_path):
+    """The rule of contracts.md §1 as the run applies it, by joins: a revision with any submission row is not
+    ours to touch; a target rejected twice on a page (by any revisions) is never offered there again."""
+    from pipeline.feedback.job import SUBMISSIONS_SCHEMA
+    from pipeline.recommend.reviews import with_reviews
+
+    staged = str(tmp_path / "staged")
+    rows = [(201, 7, 0, 3, 2, None, 1, "a"),  # page 2's revision 201 was reviewed
+            (101, 9, 1, 3, 1, None, 1, "r"), (102, 9, 2, 3, 1, None, 2, "r"),  # page 1: target 9 rejected twice
+            (103, 8, 0, 3, 1, None, 1, "r"),  # target 8 only once
+            (104, 6, 0, 3, 3, None, 1, "r"), (104, 6, 9, 3, 3, None, 1, "s")]  # a skip is no rejection
+    spark.createDataFrame(rows, SUBMISSIONS_SCHEMA).write.parquet(staged)
+    pages = spark.createDataFrame([(1, 110), (2, 201), (3, 300), (4, 400)], "page_id long, revision_id long")
+    got = {r.page_id: (r.has_submission, r.rejected_targets) for r in with_reviews(spark, pages, staged).collect()}
+    assert got == {1: (False, [9]), 2: (True, None), 3: (False, None), 4: (False, None)}
+    none = {r.page_id: (r.has_submission, r.rejected_targets) for r in with_reviews(spark, pages, None).collect()}
+    assert set(none.values()) == {(False, None)}

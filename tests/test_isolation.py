@@ -190,25 +190,24 @@ def test_the_orphan_task_follows_the_link_tasks_targeting(ingested, warehouse_di
     assert staging_left(warehouse_dir) == []
 
 
-def test_orphan_staging_is_removed_when_the_task_fails(ingested, warehouse_dir, spark):
-    """A failure inside the orphan task's Spark stages (here: a rejected-targets entry that is no set)
-    still removes every stage table of the run."""
+def test_orphan_staging_is_removed_when_the_task_fails(ingested, warehouse_dir, spark, tmp_path):
+    """A failure inside the orphan task's Spark stages (here: staged submissions without a feedback column,
+    read after the first stage tables are written) still removes every stage table of the run."""
     from datetime import UTC, datetime
 
     from pipeline.config import load_config
     from pipeline.orphans import task as orphan_task_job
     from pipeline.recommend.job import Selection
-    from pipeline.warehouse import Warehouse, current_snapshot
+    from pipeline.warehouse import Warehouse
 
     assert run_cli(["--warehouse", str(warehouse_dir), "train", "--wiki", "ltgwiki", "--task", "orphan_link"]
                    ).exit_code == 0
     warehouse = Warehouse(spark, str(warehouse_dir))
-    ids = [r.page_id for r in warehouse.read("pages", "ltgwiki", current_snapshot(warehouse, "ltgwiki"))
-           .select("page_id").collect()]
-    broken = {page_id: "not a set" for page_id in ids}
-    with pytest.raises(Exception, match="unsupported operand|TypeError"):
+    broken = str(tmp_path / "submissions")
+    spark.createDataFrame([(1, 2, 3)], "gels_revision long, gels_page long, gels_target long").write.parquet(broken)
+    with pytest.raises(Exception, match="gels_feedback"):
         orphan_task_job.recommend(spark, warehouse, load_config("ltgwiki"), Selection(),
-                                  datetime(2030, 1, 1, tzinfo=UTC), True, set(), broken)
+                                  datetime(2030, 1, 1, tzinfo=UTC), True, broken)
     assert staging_left(warehouse_dir) == []
 
 
@@ -230,8 +229,11 @@ def test_each_task_reads_only_its_own_submissions(kind, tmp_path, request):
             review(link, LINK.submissions, revision, 5, "r")
         for revision in (200, 201):  # the orphan task's target 9 rejected twice
             review(orphan, orphan.task.submissions, revision, 9, "r")
-        assert link.submissions() == ({100, 101}, {18: {5}})
-        assert orphan.submissions() == ({200, 201}, {18: {9}})
+        def read(database):
+            return [(row[0], row[1], row[7]) for batch in database.submission_batches() for row in batch]
+
+        assert read(link) == [(100, 5, "r"), (101, 5, "r")]
+        assert read(orphan) == [(200, 9, "r"), (201, 9, "r")]
         assert orphan.task.submissions == "growthexperiments_orphan_link_submissions"
     finally:
         link.finish()

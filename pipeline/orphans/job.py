@@ -26,6 +26,7 @@ from pipeline.orphans.engine import FEATURES, OrphanEntry, Relation, candidates,
 from pipeline.orphans.mentions import mentions_of, too_short
 from pipeline.recommend import eligibility as rules
 from pipeline.recommend.engine import EngineSettings, Segment, parse_article
+from pipeline.recommend.reviews import with_reviews
 from pipeline.text.titles import TitleNormaliser
 
 SEGMENTS = T.ArrayType(T.StructType([T.StructField("offset", T.IntegerType()), T.StructField("text", T.StringType()),
@@ -57,8 +58,7 @@ def engine_settings(config: Config) -> EngineSettings:
 # --- 1. units -----------------------------------------------------------------------------------------
 
 
-def _units(rows, normaliser: TitleNormaliser, settings: EngineSettings, config: Config, now: datetime | None,
-           submitted: frozenset[int]):
+def _units(rows, normaliser: TitleNormaliser, settings: EngineSettings, config: Config, now: datetime | None):
     check = rules.Eligibility(config.recommend, normaliser) if now is not None else None
     language = config.text.language
     for row in rows:
@@ -66,7 +66,7 @@ def _units(rows, normaliser: TitleNormaliser, settings: EngineSettings, config: 
         if check is not None:
             reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext,
                                   datetime.fromtimestamp(row.revision_epoch, UTC), now, bool(row.is_disambiguation))
-            if reason is None and row.revision_id in submitted:
+            if reason is None and row.has_submission:
                 reason = rules.HAS_SUBMISSION
             if reason in (rules.NOT_MAIN_NAMESPACE, rules.REDIRECT):
                 yield (row.page_id, row.revision_id, reason, None, None, None)
@@ -80,14 +80,15 @@ def _units(rows, normaliser: TitleNormaliser, settings: EngineSettings, config: 
 
 def build_units(spark, pages: DataFrame, links: DataFrame, targets: DataFrame | None, disambiguation: DataFrame,
                 normaliser: TitleNormaliser, config: Config, now: datetime | None = None,
-                submitted: frozenset[int] = frozenset()) -> DataFrame:
+                submissions: str | None = None) -> DataFrame:
     """One row per page (main-namespace articles; with `now`, every page, for the task's reasons).
-    `targets` (page_id): simulated orphans, whose incoming links become plain text."""
+    `targets` (page_id): simulated orphans, whose incoming links become plain text. `submissions`: the
+    task's submissions staged in the warehouse (a reviewed revision is not the task's to touch)."""
     pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id",
                          F.unix_seconds("revision_timestamp").alias("revision_epoch"), "wikitext")
     if now is None:
         pages = pages.where((F.col("namespace") == 0) & F.col("redirect_target").isNull())
-    pages = pages.join(disambiguation, "page_id", "left")
+    pages = with_reviews(spark, pages.join(disambiguation, "page_id", "left"), submissions)
     if targets is not None:
         removals = (links.where((F.col("kind") == "link") & (F.col("resolved_namespace") == 0))
                     .join(targets.select(F.col("page_id").alias("resolved_page_id")), "resolved_page_id")
@@ -99,7 +100,7 @@ def build_units(spark, pages: DataFrame, links: DataFrame, targets: DataFrame | 
         pages = pages.withColumn("removals", F.lit(None))
     settings = engine_settings(config)
     return spark.createDataFrame(
-        pages.rdd.mapPartitions(lambda rows: _units(rows, normaliser, settings, config, now, submitted)),
+        pages.rdd.mapPartitions(lambda rows: _units(rows, normaliser, settings, config, now)),
         UNIT_SCHEMA, verifySchema=False)
 
 

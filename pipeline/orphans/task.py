@@ -23,6 +23,7 @@ from pipeline.orphans import table as orphan_table
 from pipeline.recommend import eligibility as rules
 from pipeline.recommend.engine import finish_batch
 from pipeline.recommend.job import OUTPUT_SCHEMA, RecommendResult, Selection, newest_revision
+from pipeline.recommend.reviews import rejected_targets
 from pipeline.text.titles import TitleNormaliser
 from pipeline.warehouse import current_snapshot, siteinfo_of
 
@@ -33,8 +34,7 @@ def runs_folder(warehouse, wiki: str) -> str:
     return f"{warehouse.root}/recommendations/wiki={wiki}/{orphan_model.TASK}"
 
 
-def _rows(rows, wiki: str, model_raw: bytes, meta: dict, articles: int, config: Config,
-          rejected: dict[int, set[int]]):
+def _rows(rows, wiki: str, model_raw: bytes, meta: dict, articles: int, config: Config):
     booster = booster_from_bytes(model_raw)
     settings = job.engine_settings(config)
     pending = []
@@ -57,7 +57,7 @@ def _rows(rows, wiki: str, model_raw: bytes, meta: dict, articles: int, config: 
             yield (wiki, row.page_id, row.revision_id, None, row.reason, 0, None, None, None)
             continue
         found = job.found_for(row, articles, config)
-        found.prepared.linked_targets |= rejected.get(int(row.page_id), set())  # rejected twice: never again
+        found.prepared.linked_targets |= set(row.rejected_targets or ())  # rejected twice: never again
         pending.append((row, found.prepared))
         if len(pending) >= BATCH_ARTICLES:
             yield from flush()
@@ -84,9 +84,10 @@ class OrphanResult(RecommendResult):
 
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, ignore_gate: bool = False,
-              submitted: set[int] | None = None, rejected: dict[int, set[int]] | None = None,
-              pagelinks: str | None = None, model_name: str | None = None) -> OrphanResult:
-    """`model_name`: another wiki's orphan model (e.g. for a wiki too small to train its own)."""
+              submissions: str | None = None, pagelinks: str | None = None, model_name: str | None = None
+              ) -> OrphanResult:
+    """`submissions`: the task's submissions staged in the warehouse (None: nothing reviewed); `model_name`:
+    another wiki's orphan model (e.g. for a wiki too small to train its own)."""
     started = time.time()
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
@@ -107,7 +108,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
     orphan_summary = orphan_table.build(spark, warehouse, config, pagelinks)
     stage = f"orphan_run_{uuid.uuid4().hex[:6]}"
     try:
-        return _recommend_staged(spark, warehouse, config, selection, now, submitted, rejected, record, raw,
+        return _recommend_staged(spark, warehouse, config, selection, now, submissions, record, raw,
                                  orphan_summary, stage, started)
     finally:
         for name in STAGE_TABLES:  # the whole table folder, not only this snapshot's partition
@@ -117,7 +118,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
 STAGE_TABLES = ("units", "mentions", "found", "keys")
 
 
-def _recommend_staged(spark, warehouse, config: Config, selection: Selection, now: datetime, submitted, rejected,
+def _recommend_staged(spark, warehouse, config: Config, selection: Selection, now: datetime, submissions,
                       record: dict, raw: bytes, orphan_summary: dict, stage: str, started: float) -> OrphanResult:
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
@@ -136,7 +137,7 @@ def _recommend_staged(spark, warehouse, config: Config, selection: Selection, no
     disambiguation = excluded.where(F.col("reason") == "disambiguation").select(
         "page_id", F.lit(True).alias("is_disambiguation"))
     units = write("units", job.build_units(spark, pages, links, None, disambiguation, normaliser, config, now,
-                                           frozenset(submitted or ())))
+                                           submissions))
     anchors = spark.read.parquet(warehouse.table("anchors_reference", wiki, snapshot))
     mentions = write("mentions", job.build_mentions(spark, titles, orphans, anchors, config))
     found = write("found", job.occurrences(spark, warehouse, wiki, snapshot, units, mentions, stage, config))
@@ -152,10 +153,13 @@ def _recommend_staged(spark, warehouse, config: Config, selection: Selection, no
     pairs = per_page.select("page_id", "orphan_id").distinct()
     related = job.relations(pairs, job.graph_edges(links, orphans))
     inputs = job.page_inputs(units.join(chosen, "page_id"), per_page, related, how="left")
+    rejected = rejected_targets(spark, submissions)
+    inputs = (inputs.join(rejected, "page_id", "left") if rejected is not None
+              else inputs.withColumn("rejected_targets", F.lit(None).cast("array<long>")))
     meta = {"application_version": __version__, "dataset_checksums": {"orphan_model": sha256_bytes(raw)},
             "format_version": 1, "task_timestamp": int(now.timestamp())}
     frame = spark.createDataFrame(
-        inputs.rdd.mapPartitions(lambda rows: _rows(rows, wiki, raw, meta, articles, config, rejected or {})),
+        inputs.rdd.mapPartitions(lambda rows: _rows(rows, wiki, raw, meta, articles, config)),
         OUTPUT_SCHEMA, verifySchema=False)
     output = f"{runs_folder(warehouse, wiki)}/run={now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     frame.write.mode("overwrite").parquet(output)

@@ -30,6 +30,7 @@ from pipeline.recommend.engine import (
     prepare,
     prepare_parsed,
 )
+from pipeline.recommend.reviews import with_reviews
 from pipeline.text.titles import TitleNormaliser
 from pipeline.warehouse import current_snapshot, siteinfo_of
 
@@ -96,8 +97,6 @@ class Context:
     model_raw: bytes
     meta: dict
     now: datetime
-    submitted_revisions: set[int] = field(default_factory=set)
-    rejected: dict[int, set[int]] = field(default_factory=dict)
 
 
 def _gelr_data(links: list[dict], meta: dict) -> str:
@@ -110,7 +109,7 @@ def _reason(check: rules.Eligibility, row, context: Context) -> str | None:
     timestamp = datetime.fromtimestamp(row.revision_epoch, UTC)
     reason = check.reason(row.page_id, row.namespace, row.redirect_target, row.wikitext, timestamp, context.now,
                           bool(row.is_disambiguation))
-    if reason is None and row.revision_id in context.submitted_revisions:
+    if reason is None and row.has_submission:
         return rules.HAS_SUBMISSION
     return reason
 
@@ -142,9 +141,8 @@ def scored_batches(items, context: Context):
         if isinstance(prepared, str):
             yield _skipped(context, row, prepared)
             continue
-        rejected = context.rejected.get(prepared.page_id)
-        if rejected:
-            prepared.linked_targets |= rejected  # rejected twice: never offered again on this page
+        if row.rejected_targets:
+            prepared.linked_targets |= set(row.rejected_targets)  # rejected twice: never offered again here
         pending.append((row, prepared))
         pending_candidates += len(prepared.candidates)
         if len(pending) >= BATCH_ARTICLES or pending_candidates >= BATCH_CANDIDATES:
@@ -177,11 +175,12 @@ def eligibility_rows(rows, context_broadcast):
     for row in rows:
         reason = _reason(check, row, context)
         if reason is not None:
-            yield (row.page_id, row.revision_id, reason, None, None, None, None)
+            yield (row.page_id, row.revision_id, reason, None, None, None, None, None)
             continue
         parsed = parse_article(row.wikitext, context.normaliser, context.settings, context.language)
         yield (row.page_id, row.revision_id, None, [(s.offset, s.text, s.eligible) for s in parsed.segments],
-               [s.text for s in parsed.segments if s.eligible], parsed.linked_titles, parsed.linked_anchors)
+               [s.text for s in parsed.segments if s.eligible], parsed.linked_titles, parsed.linked_anchors,
+               row.rejected_targets)
 
 
 ELIGIBILITY_SCHEMA = T.StructType([
@@ -193,6 +192,7 @@ ELIGIBILITY_SCHEMA = T.StructType([
     T.StructField("texts", T.ArrayType(T.StringType())),
     T.StructField("linked_titles", T.ArrayType(T.StringType())),
     T.StructField("linked_anchors", T.ArrayType(T.StringType())),
+    T.StructField("rejected_targets", T.ArrayType(T.LongType())),
 ])
 
 
@@ -278,11 +278,12 @@ class RecommendResult:
 
 
 def recommend(spark, warehouse, config: Config, selection: Selection, now: datetime, model_name: str | None = None,
-              ignore_gate: bool = False, submitted_revisions: set[int] | None = None,
-              rejected: dict[int, set[int]] | None = None, lookups_path: str | None = None) -> RecommendResult:
-    """`lookups_path`: "broadcast" sends the dictionary, sketches and titles to every task; "join" keeps
-    them as tables and joins (for wikis whose lookups would not fit a process); "auto" or None: by
-    their estimated size (`lookups.broadcast_max_bytes`)."""
+              ignore_gate: bool = False, submissions: str | None = None, lookups_path: str | None = None
+              ) -> RecommendResult:
+    """`submissions`: the task's submissions table staged in the warehouse (`feedback.job.stage_submissions`;
+    None: nothing reviewed). `lookups_path`: "broadcast" sends the dictionary, sketches and titles to every
+    task; "join" keeps them as tables and joins (for wikis whose lookups would not fit a process); "auto" or
+    None: by their estimated size (`lookups.broadcast_max_bytes`)."""
     started = time.time()
     wiki = config.wiki
     snapshot = current_snapshot(warehouse, wiki)
@@ -321,7 +322,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         recommend_config=config.recommend, model_raw=boosters["reference"],
         meta={"application_version": __version__, "dataset_checksums": checksums, "format_version": 1,
               "task_timestamp": int(now.timestamp())},
-        now=now, submitted_revisions=submitted_revisions or set(), rejected=rejected or {})
+        now=now)
     broadcast = spark.sparkContext.broadcast(context)
     checked = None
     try:
@@ -334,7 +335,7 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
         pages = selection.apply(all_pages)
         pages = pages.select("page_id", "namespace", "title", "redirect_target", "revision_id",
                              F.unix_seconds("revision_timestamp").alias("revision_epoch"), "wikitext")
-        pages = pages.join(disambiguation, "page_id", "left")
+        pages = with_reviews(spark, pages.join(disambiguation, "page_id", "left"), submissions)
         if join:
             frame, checked = _join_path(spark, warehouse, config, context, broadcast, pages, snapshot, stats)
         else:
@@ -349,8 +350,8 @@ def recommend(spark, warehouse, config: Config, selection: Selection, now: datet
             from pipeline.orphans import task as orphan_task
 
             try:
-                extra = orphan_task.recommend(spark, warehouse, config, selection, now, ignore_gate,
-                                              submitted_revisions, rejected, model_name=config.orphans.model or None)
+                extra = orphan_task.recommend(spark, warehouse, config, selection, now, ignore_gate, submissions,
+                                              model_name=config.orphans.model or None)
             except ModelError as exc:  # no released orphan model: the link task stands alone
                 orphans_included = f"no: {exc}"
             else:
