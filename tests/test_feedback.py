@@ -31,6 +31,16 @@ def connect(url: str):
     return pymysql.connect(**{**connection_options(url), "autocommit": True})
 
 
+def review(url: str, rows: list[dict], letter) -> None:
+    """A submission row for each served link: `letter(i)` is the i-th link's decision."""
+    with connect(url) as db, db.cursor() as cursor:
+        cursor.executemany("INSERT INTO growthexperiments_link_submissions (gels_revision, gels_target, "
+                           "gels_anchor_offset, gels_anchor_length, gels_page, gels_edit_revision, gels_user, "
+                           "gels_feedback) VALUES (%s,%s,%s,%s,%s,NULL,7,%s)",
+                           [(r["revision_id"], r["target_id"], r["wikitext_offset"], r["anchor_bytes"], r["page_id"],
+                             letter(i)) for i, r in enumerate(rows)])
+
+
 @pytest.fixture
 def served(ingested, warehouse_dir, ltg_model, mariadb_url):
     result = run_cli(["--warehouse", str(warehouse_dir), "recommend", "--wiki", "ltgwiki", "--db", mariadb_url,
@@ -167,12 +177,7 @@ def run_cli_judge(args: list[str]) -> dict:
 
 def test_nightly_flags_a_model_editors_reject_and_the_report_shows_it(warehouse_dir, served, tmp_path):
     url, rows = served
-    with connect(url) as db, db.cursor() as cursor:
-        cursor.executemany("INSERT INTO growthexperiments_link_submissions (gels_revision, gels_target, "
-                           "gels_anchor_offset, gels_anchor_length, gels_page, gels_edit_revision, gels_user, "
-                           "gels_feedback) VALUES (%s,%s,%s,%s,%s,NULL,7,%s)",
-                           [(r["revision_id"], r["target_id"], r["wikitext_offset"], r["anchor_bytes"], r["page_id"],
-                             "a" if i % 5 == 0 else "r") for i, r in enumerate(rows)])
+    review(url, rows, lambda i: "a" if i % 5 == 0 else "r")
     reports = tmp_path / "reports"
     result = run_cli(["--warehouse", str(warehouse_dir), "--set", "orphans.enabled=false", "nightly", "--wikis",
                       "ltgwiki", "--dump-dir", str(Path(__file__).parent / "fixtures" / "dumps"), "--db", url,
@@ -201,12 +206,7 @@ def test_nightly_flags_a_model_editors_reject_and_the_report_shows_it(warehouse_
 
 def test_training_learns_from_decisions_and_the_version_changes_only_with_them(warehouse_dir, served, ltg_model):
     url, rows = served
-    with connect(url) as db, db.cursor() as cursor:
-        cursor.executemany("INSERT INTO growthexperiments_link_submissions (gels_revision, gels_target, "
-                           "gels_anchor_offset, gels_anchor_length, gels_page, gels_edit_revision, gels_user, "
-                           "gels_feedback) VALUES (%s,%s,%s,%s,%s,NULL,7,%s)",
-                           [(r["revision_id"], r["target_id"], r["wikitext_offset"], r["anchor_bytes"], r["page_id"],
-                             "ars"[i % 3]) for i, r in enumerate(rows)])
+    review(url, rows, lambda i: "ars"[i % 3])
     assert all(len(r["features"]) == 6 for r in rows)  # the ledger kept what the model saw
     assert run_cli(["--warehouse", str(warehouse_dir), "feedback", "--wiki", "ltgwiki", "--db", url]).exit_code == 0
 
