@@ -249,3 +249,10 @@ def test_reviews_flag_submitted_revisions_and_targets_rejected_twice(spark, tmp_
     assert got == {1: (False, [9]), 2: (True, None), 3: (False, None), 4: (False, None)}
     none = {r.page_id: (r.has_submission, r.rejected_targets) for r in with_reviews(spark, pages, None).collect()}
     assert set(none.values()) == {(False, None)}
+
+
+def test_a_score_on_a_band_edge_falls_in_the_band_it_starts(spark):
+    from pipeline.feedback.job import _band
+
+    scores = spark.createDataFrame([(s,) for s in (0.0, 0.1, 0.3, 0.6, 0.7, 0.7999, 0.9, 1.0)], "score double")
+    assert [r.band for r in scores.select(_band("score").alias("band")).collect()] == [0, 1, 3, 6, 7, 7, 9, 9]

@@ -60,7 +60,9 @@ def _latest(ledger):
 
 
 def _band(column):
-    return F.least(F.floor(F.col(column) / BAND), F.lit(round(1 / BAND) - 1)).cast("int")
+    # times the band count, not divided by the width: 0.7 / 0.1 is 6.999…, and 0.7 starts band 7
+    bands = round(1 / BAND)
+    return F.least(F.floor(F.col(column) * bands), F.lit(bands - 1)).cast("int")
 
 
 def _counts(rows) -> dict:
