@@ -837,7 +837,7 @@ def feedback(rt: Runtime, config: Config, db: str | None, events: str | None = N
              task_name: str = "link") -> tuple[dict, list[str]]:
     """What editors did with the links this project served: the submissions table read batch by batch into
     the warehouse and joined there to the served-links ledger. The summary and the bad rows shown."""
-    from pipeline.feedback.job import analyse, feedback_of, parse_since
+    from pipeline.feedback.job import analyse, parse_since
     from sinks.base import SinkUnusable, redact, task_named
     from sinks.connect import open_database
 
@@ -855,9 +855,11 @@ def feedback(rt: Runtime, config: Config, db: str | None, events: str | None = N
         if others:
             raise SinkUnusable(f"{redact(url)} holds the tasks of {', '.join(others)}, not of {wiki}")
         rt.say(f"linkrec: reading {task.submissions} from {redact(url)} …")
-        summary, shown = feedback_of(spark, warehouse, config, database, url, task.name, events, moment)
+        staged = staged_submissions(spark, warehouse, database, wiki)
     finally:
         database.finish()
-    if summary is None:  # nothing reviewed yet: the same summary, all zero
-        summary, shown = analyse(spark, warehouse, config, task.name, url, None, events, moment)
-    return summary, shown
+    try:  # nothing reviewed yet (staged None): the same summary, all zero
+        return analyse(spark, warehouse, config, task.name, url, staged, events, moment)
+    finally:
+        if staged is not None:
+            warehouse.delete(staged)

@@ -23,8 +23,6 @@ SUBMISSIONS_SCHEMA = T.StructType([
     T.StructField("gels_anchor_offset", T.LongType()), T.StructField("gels_anchor_length", T.LongType()),
     T.StructField("gels_page", T.LongType()), T.StructField("gels_edit_revision", T.LongType()),
     T.StructField("gels_user", T.LongType()), T.StructField("gels_feedback", T.StringType())])
-EVENT_SCHEMA = T.StructType([T.StructField("revision_id", T.LongType()), T.StructField("link_target", T.StringType()),
-                             T.StructField("rejection_reason", T.StringType())])
 
 
 def stage_submissions(spark, warehouse, database, wiki: str, tag: str) -> str | None:
@@ -87,18 +85,6 @@ def threshold_for(bands: list[dict], target: float) -> float | None:
         if accepted + rejected and accepted / (accepted + rejected) >= target:
             best = band["from"]
     return best
-
-
-def feedback_of(spark, warehouse, config, database, url: str, task: str, events: str | None = None,
-                since: datetime | None = None) -> tuple[dict | None, list[str]]:
-    """Read `database`'s submissions into the warehouse and analyse them; (None, []) when it has none."""
-    staged = stage_submissions(spark, warehouse, database, config.wiki, datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f"))
-    if staged is None:
-        return None, []
-    try:
-        return analyse(spark, warehouse, config, task, url, staged, events, since)
-    finally:
-        warehouse.delete(staged)
 
 
 def analyse(spark, warehouse, config, task: str, database: str, staged: str | None, events: str | None = None,
